@@ -1,0 +1,47 @@
+# keybimp — everything a fresh clone needs is installed from here.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export KEYBIMP_DATA ?= $(CURDIR)/data
+
+.PHONY: install test demo ui emulate bench lint lock clean
+
+$(BIN)/uv:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check uv
+
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+	@mkdir -p $(DAGSTER_HOME) $(KEYBIMP_DATA)
+	@cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider keybimp_pipeline_tests
+
+demo: install
+	$(BIN)/python -m keybimp_pipeline.demo_run
+
+ui: install
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+emulate: install
+	$(BIN)/keybimp emulate --demo
+
+bench: install
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-bench.lock
+	$(BIN)/python -m benchmarks.run_all
+
+lint: install
+	$(BIN)/ruff check keybimp_pipeline keybimp_pipeline_tests
+
+lock: | $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --python-version 3.11 -o requirements-bench.lock
+
+clean:
+	rm -rf $(VENV) .dagster_home data
