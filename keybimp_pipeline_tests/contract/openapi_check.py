@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from openapi_schema_validator import OAS30Validator, OAS31Validator
 
-__all__ = ["shared_api_dir", "load_spec", "validate_response", "response_schema"]
+__all__ = ["load_spec", "response_schema", "shared_api_dir", "validate_response"]
 
 _SPEC_FILES = {
     "keycrm": "keycrm-openapi.yml",
