@@ -40,7 +40,9 @@ def make_data(seed: int = 7) -> tuple[pd.DataFrame, ...]:
         )
         crm_qty = np.where(rng.random(OFFERS) < 0.8, qty - reserved, qty + 1)
         crm_parts.append(
-            pd.DataFrame({"offer_id": offers["offer_id"], "sku": skus, "warehouse_id": wid, "quantity": crm_qty})
+            pd.DataFrame(
+                {"offer_id": offers["offer_id"], "sku": skus, "warehouse_id": wid, "quantity": crm_qty}
+            )
         )
     bimp = pd.concat(bimp_parts, ignore_index=True)
     crm = pd.concat(crm_parts, ignore_index=True)

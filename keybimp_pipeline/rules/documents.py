@@ -94,7 +94,9 @@ def sale_dates(orders: pd.DataFrame, mode: str, tz: str = "Europe/Kyiv") -> pd.S
     return pd.Series(out.to_numpy(dtype="datetime64[ns]"), index=orders.index, name="sale_date")
 
 
-def payment_dates(payments: pd.DataFrame, source: str = "status_changed", tz: str = "Europe/Kyiv") -> pd.Series:
+def payment_dates(
+    payments: pd.DataFrame, source: str = "status_changed", tz: str = "Europe/Kyiv"
+) -> pd.Series:
     """Customer-payment date per payment (R-PAY-4), naive shop-local, aligned with ``payments``.
 
     ``status_changed`` (default, the guide's behaviour): the moment the payment was marked paid in
@@ -170,7 +172,9 @@ def document_lines(lines: pd.DataFrame, orders: pd.DataFrame) -> tuple[pd.DataFr
     share = np.where(base_sum > 0, num // safe_sum, 0).astype("int64")
     remainder = np.where(base_sum > 0, num % safe_sum, 0).astype("int64")
     spread_here = np.where(base_sum > 0, to_spread, 0)
-    left = spread_here - pd.Series(share).groupby(order_key.to_numpy(), sort=False).transform("sum").to_numpy()
+    left = (
+        spread_here - pd.Series(share).groupby(order_key.to_numpy(), sort=False).transform("sum").to_numpy()
+    )
 
     rank_frame = pd.DataFrame(
         {"order": order_key.to_numpy(), "rem": -remainder, "line_no": out["line_no"].to_numpy()}
@@ -195,7 +199,7 @@ def document_lines(lines: pd.DataFrame, orders: pd.DataFrame) -> tuple[pd.DataFr
     check = pd.DataFrame(
         {"order_id": all_orders, "total_kop": totals.to_numpy(), "expected_total_kop": expected.to_numpy()}
     )
-    differs = (check["expected_total_kop"].notna() & (check["total_kop"] != check["expected_total_kop"]))
+    differs = check["expected_total_kop"].notna() & (check["total_kop"] != check["expected_total_kop"])
     differs = differs.fillna(False).astype(bool)
     check["code"] = pd.Series(np.where(differs, IssueCode.TOTAL_MISMATCH.value, None), dtype="object")
     check["detail"] = pd.Series(None, index=check.index, dtype="object")
@@ -287,7 +291,11 @@ def full_return_check(
                         "kind": "money",
                         "code": IssueCode.PARTIAL_RETURN_MANUAL.value,
                         "detail": (
-                            "refund " + _uah(refunded.loc[off]) + " UAH != paid " + _uah(paid.loc[off]) + " UAH"
+                            "refund "
+                            + _uah(refunded.loc[off])
+                            + " UAH != paid "
+                            + _uah(paid.loc[off])
+                            + " UAH"
                         ).to_numpy(),
                     }
                 )

@@ -147,9 +147,7 @@ def compute_reserves(
         weight = demand["order_id"].map(accepted).to_numpy(dtype=bool).astype("float64")
         left = demand["free"].to_numpy() - _prior_consumption(demand, weight)
         demand = demand.assign(left=np.clip(left, 0.0, None))
-        short = demand.loc[
-            demand["order_id"].isin(bad_orders) & (demand["demand"] > demand["left"] + _EPS)
-        ]
+        short = demand.loc[demand["order_id"].isin(bad_orders) & (demand["demand"] > demand["left"] + _EPS)]
         text = (
             "item "
             + short["nomenclature_uuid"].astype(str)

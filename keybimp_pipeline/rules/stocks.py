@@ -115,7 +115,9 @@ def plan_stock_upload(
         | (~known_ack & ~known_prev)
     )
     plan = plan.assign(previous=previous)
-    plan.loc[~known_ack & ~known_prev & (plan["reason"] == REASON_CHANGED), "reason"] = REASON_UNKNOWN_IN_KEYCRM
+    plan.loc[~known_ack & ~known_prev & (plan["reason"] == REASON_CHANGED), "reason"] = (
+        REASON_UNKNOWN_IN_KEYCRM
+    )
     plan = plan.loc[changed]
     plan["offer_id"] = plan["sku"].map(offers).to_numpy()
     plan = plan.sort_values(["warehouse_id", "sku"], kind="mergesort").reset_index(drop=True)
@@ -160,7 +162,11 @@ class GuardResult:
 
     def markdown(self) -> str:
         """A short preview for Dagster metadata: verdict, counts, reasons, the first changes."""
-        head = "**Stock upload blocked** (confirm to let it through)" if self.blocked else "**Stock upload ready**"
+        head = (
+            "**Stock upload blocked** (confirm to let it through)"
+            if self.blocked
+            else "**Stock upload ready**"
+        )
         lines = [
             head,
             "",
@@ -243,7 +249,9 @@ def batches(plan: pd.DataFrame, batch_size: int = KEYCRM_BATCH_LIMIT) -> list[tu
         whole = np.abs(q - np.round(q)) <= _EPS
         values = np.where(whole, np.round(q), q).astype(object)
         values[whole] = np.round(q[whole]).astype("int64").astype(object)
-        payload = [{"sku": s, "quantity": v} for s, v in zip(group["sku"].astype(str).tolist(), values.tolist())]
+        payload = [
+            {"sku": s, "quantity": v} for s, v in zip(group["sku"].astype(str).tolist(), values.tolist())
+        ]
         for start in range(0, len(payload), batch_size):
             out.append((int(warehouse_id), payload[start : start + batch_size]))
     return out
