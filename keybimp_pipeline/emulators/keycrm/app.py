@@ -905,7 +905,8 @@ def create_app(state: dict | None = None) -> Starlette:
     async def dispatch(request: Request) -> Response:
         response = await _guarded(request)
         if request.url.path.startswith("/v1/"):
-            return response
+            traffic.status_counts[str(response.status_code)] += 1
+        return response
 
     async def _guarded(request: Request) -> Response:
         try:
