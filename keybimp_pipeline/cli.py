@@ -1,0 +1,205 @@
+"""`keybimp …`: the headless face of the pipeline.  Runs are recorded in the Dagster instance
+($DAGSTER_HOME), so the UI shows what the command line did."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from keybimp_pipeline.settings import SettingsError
+
+
+def _dagster_home() -> None:
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    source = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    if not target.exists() and source.exists():
+        target.write_text(source.read_text())
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    _dagster_home()
+    import dagster as dg
+
+    from keybimp_pipeline import definitions
+    from keybimp_pipeline.defs.partitions import key
+    from keybimp_pipeline.sync.days import local_day
+
+    settings = definitions.SETTINGS
+    integration = settings.get(args.name)
+    today = local_day(datetime.now(UTC), integration.timezone)
+    start = date.fromisoformat(args.date_from) if args.date_from else integration.start_date
+    end = date.fromisoformat(args.date_to) if args.date_to else today
+    first_partition = min(i.start_date for i in settings.integrations)
+    if start < first_partition:
+        print(f"--from {start} is before the first partition {first_partition} (start_date)", file=sys.stderr)
+        return 2
+    instance = dg.DagsterInstance.get()
+    failed = []
+    run_config = {"ops": {"keycrm_orders_raw": {"config": {"full_refresh": bool(args.full_refresh)}}}}
+    for day in _days(start, end):
+        result = dg.materialize(
+            definitions.ORDER_ASSETS, partition_key=key(args.name, day), instance=instance,
+            resources={"keybimp": definitions.resources.Keybimp()}, run_config=run_config,
+            tags={"keybimp/integration": args.name, "keybimp/trigger": "cli"}, raise_on_error=False)
+        if not result.success:
+            failed.append(day)
+            print(f"{day}: run {result.run_id} FAILED (see the Dagster UI)", file=sys.stderr)
+        elif not args.quiet:
+            print(f"{day}: ok", flush=True)
+    summary = summarize(args.name)
+    print(format_summary(args.name, summary))
+    return 1 if failed else 0
+
+
+def summarize(name: str) -> dict:
+    from keybimp_pipeline.storage.db import Store
+
+    store = Store(name)
+    q = store.query
+
+    def one(sql: str) -> int:
+        return int(q(sql, [name]).iloc[0, 0] or 0)
+
+    return {
+        "orders_seen": one("SELECT count(*) FROM raw_orders WHERE integration=?"),
+        "orders_quarantined": one("SELECT count(DISTINCT order_id) FROM quarantine WHERE integration=?"),
+        "customer_orders": one("SELECT count(*) FROM ledger WHERE integration=? AND entity='customer_order' "
+                               "AND state='done'"),
+        "counterparties_created": one("SELECT count(*) FROM ledger WHERE integration=? AND entity='counterparty' "
+                                      "AND state='done'"),
+        "customers_matched": one("SELECT count(*) FROM matched_customers WHERE integration=? "
+                                 "AND outcome IN ('matched','default')"),
+        "products_created": one("SELECT count(*) FROM ledger WHERE integration=? AND entity='product' "
+                                "AND state='done'"),
+        "lines_matched": one("SELECT count(*) FROM matched_products WHERE integration=? AND outcome='matched'"),
+        "reserved_units": one("SELECT COALESCE(sum(r.value::DOUBLE), 0) FROM ledger l, "
+                              "json_each(l.detail->'reserves') r WHERE l.integration=? "
+                              "AND l.entity='customer_order' AND NOT COALESCE((l.detail->>'released')::BOOLEAN, "
+                              "false)"),
+        "issues_by_code": q("SELECT code, count(*) AS n FROM sync_issues WHERE integration=? GROUP BY code "
+                            "ORDER BY n DESC", [name]).set_index("code")["n"].astype(int).to_dict(),
+        "documents": q("SELECT entity, count(*) AS n FROM ledger WHERE integration=? AND state='done' "
+                       "GROUP BY entity ORDER BY entity", [name]).set_index("entity")["n"].astype(int).to_dict(),
+    }
+
+
+def format_summary(name: str, s: dict) -> str:
+    lines = [f"== {name} ==",
+             f"orders seen in KeyCRM        {s['orders_seen']:>7}   (quarantined: {s['orders_quarantined']})",
+             f"Bimp customer orders         {s['customer_orders']:>7}",
+             f"counterparties created       {s['counterparties_created']:>7}   "
+             f"(orders matched to existing: {s['customers_matched']})",
+             f"products created             {s['products_created']:>7}   (lines matched: {s['lines_matched']})",
+             f"units reserved               {s['reserved_units']:>7}",
+             "records in the ledger: " + ", ".join(f"{k} {v}" for k, v in s["documents"].items())]
+    if s["issues_by_code"]:
+        lines.append("open sync issues: " + ", ".join(f"{k} {v}" for k, v in s["issues_by_code"].items())
+                     + f"   (keybimp issues {name})")
+    else:
+        lines.append("open sync issues: none")
+    return "\n".join(lines)
+
+
+def cmd_issues(args: argparse.Namespace) -> int:
+    from keybimp_pipeline.storage.db import Store
+    from keybimp_pipeline.sync.issues import open_issues
+
+    frame = open_issues(Store(args.name))
+    if args.json:
+        for _, row in frame.iterrows():
+            print(json.dumps({"integration": row["integration"], "order_id": None if row["order_id"] is None
+                              else int(row["order_id"]), "code": row["code"], "entity": row["entity"],
+                              "detail": row["detail"], "message_en": row["message_en"],
+                              "message_uk": row["message_uk"]}, ensure_ascii=False))
+        return 0
+    if frame.empty:
+        print(f"{args.name}: no open sync issues")
+        return 0
+    for _, row in frame.iterrows():
+        print(f"{row['day']}  order {row['order_id']}  {row['code']}: {row['detail'] or ''}\n    {row['message_en']}")
+    return 0
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    from keybimp_pipeline.emulators import serve  # test equipment, started on request only
+
+    argv = ["--keycrm-port", str(args.keycrm_port), "--bimp-port", str(args.bimp_port)]
+    if args.demo:
+        argv.append("--demo")
+    if args.orders:
+        argv += ["--orders", str(args.orders)]
+    return serve.main(argv) or 0
+
+
+def cmd_start_pause(args: argparse.Namespace) -> int:
+    from keybimp_pipeline import control
+    from keybimp_pipeline.defs.resources import load
+
+    load().get(args.name)  # refuses unknown names
+    control.set_paused(args.name, args.command == "pause")
+    print(f"{args.name}: {'paused' if args.command == 'pause' else 'started'}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from keybimp_pipeline import control
+
+    for entry in control.read(args.name).get("history", []):
+        if entry.get("event") == "setting":
+            print(f"{entry['at']}  {entry['key']}: {entry['old']!r} → {entry['new']!r}")
+        else:
+            print(f"{entry['at']}  {entry['event']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keybimp", description="KeyCRM ⇄ Bimp pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sync", help="materialise the order assets of an integration for a range of days")
+    p.add_argument("name")
+    p.add_argument("--from", dest="date_from")
+    p.add_argument("--to", dest="date_to")
+    p.add_argument("--full-refresh", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sync)
+    p = sub.add_parser("issues", help="open sync issues of an integration")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_issues)
+    p = sub.add_parser("emulate", help="start the KeyCRM and Bimp emulators on loopback")
+    p.add_argument("--keycrm-port", type=int, default=8801)
+    p.add_argument("--bimp-port", type=int, default=8802)
+    p.add_argument("--demo", action="store_true")
+    p.add_argument("--orders", type=int, default=0)
+    p.set_defaults(func=cmd_emulate)
+    for name in ("start", "pause"):
+        p = sub.add_parser(name, help=f"{name} all automations of an integration")
+        p.add_argument("name")
+        p.set_defaults(func=cmd_start_pause)
+    p = sub.add_parser("history", help="settings changes, starts and pauses of an integration")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_history)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SettingsError as err:
+        print(f"keybimp: settings error:\n{err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

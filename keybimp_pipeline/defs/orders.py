@@ -1,0 +1,157 @@
+"""Order assets, in lineage order: raw → reference → staged → matched → Bimp customer orders → sync issues.
+
+Thin wiring: each asset calls one step in keybimp_pipeline.sync and reports what a person wants to see.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from keybimp_pipeline.defs.partitions import split
+from keybimp_pipeline.defs.resources import Keybimp
+from keybimp_pipeline.sync import reference
+from keybimp_pipeline.sync.extract import extract_day
+from keybimp_pipeline.sync.issues import markdown_table, open_issues, save_issues
+from keybimp_pipeline.sync.match import match_day
+from keybimp_pipeline.sync.orders import OrderWriter, derive_customer_orders
+from keybimp_pipeline.sync.orders import EXTERNAL_ID_SOURCE
+from keybimp_pipeline.sync.resolve import resolve
+from keybimp_pipeline.sync.stage import stage_day
+
+RAW, REF, STAGED, MATCHED, DOCS = "keycrm_raw", "reference", "staged", "matched", "bimp_documents"
+
+
+class ExtractConfig(dg.Config):
+    full_refresh: bool = False
+
+
+def build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
+    @dg.asset(
+        name="keycrm_orders_raw", group_name=RAW, partitions_def=partitions_def, kinds={"keycrm", "duckdb"},
+        description="KeyCRM orders of one shop-local day (buyer, lines with offers, payments, shipping, status) "
+                    "as received; fetched incrementally by updated_at with an overlap window, de-duplicated by id.",
+    )
+    def keycrm_orders_raw(context: dg.AssetExecutionContext, config: ExtractConfig, keybimp: Keybimp):
+        name, day = split(context)
+        settings = keybimp.integration(name)
+        with keybimp.keycrm(name) as client:
+            result = extract_day(keybimp.store(name), client, day, settings.timezone,
+                                 full_refresh=config.full_refresh)
+            requests = client.request_count
+        return dg.MaterializeResult(metadata={
+            "orders_fetched": result.fetched, "orders_stored": result.stored,
+            "incremental": result.incremental, "keycrm_requests": requests,
+            "high_water": str(result.high_water)})
+
+    @dg.asset(
+        name="reference_data", group_name=REF, partitions_def=partitions_def, kinds={"keycrm", "bimp", "duckdb"},
+        deps=[keycrm_orders_raw],
+        description="KeyCRM statuses, payment methods, sources; Bimp catalogue, counterparties and their external "
+                    "ids, warehouses, statuses, money accounts and the rest the rules need. Re-read when older "
+                    "than 10 minutes, so a backfill reads them once.",
+    )
+    def reference_data(context: dg.AssetExecutionContext, keybimp: Keybimp):
+        name, _ = split(context)
+        store = keybimp.store(name)
+        meta = {}
+        if not reference.is_fresh(store, "keycrm"):
+            with keybimp.keycrm(name) as client:
+                meta["keycrm_rows"] = reference.refresh_keycrm(store, client)
+        if not reference.is_fresh(store, "bimp"):
+            with keybimp.bimp(name) as client:
+                meta["bimp_rows"] = reference.refresh_bimp(store, client, external_id_source=EXTERNAL_ID_SOURCE)
+        meta["reused_snapshot"] = not meta
+        return dg.MaterializeResult(metadata=meta)
+
+    @dg.multi_asset(
+        group_name=STAGED, partitions_def=partitions_def,
+        specs=[
+            dg.AssetSpec("staged_orders", deps=["keycrm_orders_raw", "reference_data"], kinds={"duckdb", "pandas"},
+                         description="Typed, flattened orders; money in kopiyky; validated by pandera (R-ORCH-4)."),
+            dg.AssetSpec("staged_order_lines", deps=["keycrm_orders_raw"], kinds={"duckdb", "pandas"},
+                         description="One row per order line with offer, SKU, quantity, price and line discount."),
+            dg.AssetSpec("staged_buyers", deps=["keycrm_orders_raw"], kinds={"duckdb", "pandas"},
+                         description="The order's buyer: phone in E.164 (Ukrainian national forms too), e-mail "
+                                     "trimmed and lower-cased, name with whitespace collapsed unless strict_names."),
+            dg.AssetSpec("staged_payments", deps=["keycrm_orders_raw"], kinds={"duckdb", "pandas"},
+                         description="KeyCRM payments of the orders (expenses excluded)."),
+        ],
+    )
+    def staged(context: dg.AssetExecutionContext, keybimp: Keybimp):
+        name, day = split(context)
+        result = stage_day(keybimp.store(name), day, strict_names=keybimp.integration(name).customers.strict_names)
+        quarantine = dg.MetadataValue.md(result.quarantine_sample.to_markdown(index=False)
+                                         if len(result.quarantine_sample) else "_nothing quarantined_")
+        yield dg.MaterializeResult(asset_key="staged_orders", metadata={
+            "rows": result.orders, "quarantined_orders": result.quarantined, "quarantine": quarantine})
+        yield dg.MaterializeResult(asset_key="staged_order_lines", metadata={"rows": result.lines})
+        yield dg.MaterializeResult(asset_key="staged_buyers", metadata={"rows": result.orders})
+        yield dg.MaterializeResult(asset_key="staged_payments", metadata={"rows": result.payments})
+
+    @dg.multi_asset(
+        group_name=MATCHED, partitions_def=partitions_def,
+        specs=[
+            dg.AssetSpec("matched_customers", deps=["staged_buyers", "reference_data"], kinds={"duckdb", "pandas"},
+                         description="Each order's Bimp counterparty: found by id, phone, e-mail or name in the "
+                                     "configured order, the default one, or one to create (R-CUST-1..10)."),
+            dg.AssetSpec("matched_products", deps=["staged_order_lines", "reference_data"],
+                         kinds={"duckdb", "pandas"},
+                         description="Each line's Bimp item by id, SKU, name or name+SKU, or one to create "
+                                     "(R-PROD-1..8)."),
+        ],
+    )
+    def matched(context: dg.AssetExecutionContext, keybimp: Keybimp):
+        name, day = split(context)
+        customers, products = match_day(keybimp.store(name), day, keybimp.integration(name))
+        yield dg.MaterializeResult(asset_key="matched_customers", metadata={
+            **{f"customers_{k}": int(v) for k, v in customers["outcome"].value_counts().items()},
+            "rows": len(customers)})
+        yield dg.MaterializeResult(asset_key="matched_products", metadata={
+            **{f"lines_{k}": int(v) for k, v in products["outcome"].value_counts().items()},
+            "rows": len(products)})
+
+    @dg.asset(
+        name="bimp_customer_orders", group_name=DOCS, partitions_def=partitions_def, kinds={"bimp", "duckdb"},
+        deps=["matched_customers", "matched_products", "staged_orders", "reference_data"],
+        description="Bimp customer orders (invoiceForCustomerPayment) derived from the day's orders — lines, "
+                    "delivery line, reserve (R-MAIN-3), mapped status (R-STAT) — and written with the new "
+                    "counterparties, contracts and items they need, each write recorded in the ledger.",
+    )
+    def bimp_customer_orders(context: dg.AssetExecutionContext, keybimp: Keybimp):
+        name, day = split(context)
+        store = keybimp.store(name)
+        settings = keybimp.integration(name)
+        resolved = resolve(store, settings, keybimp.index_of(name))
+        if resolved.problems:
+            raise dg.Failure("settings do not resolve against Bimp:\n" + "\n".join(resolved.problems))
+        derived = derive_customer_orders(store, day, settings, resolved)
+        with store.writer(), keybimp.bimp(name) as bimp:
+            writer = OrderWriter(store, bimp, settings, resolved)
+            result = writer.write(derived)
+        issues = pd.concat([derived.issues, pd.DataFrame(result.issues, columns=derived.issues.columns)],
+                           ignore_index=True)
+        saved = save_issues(store, day, ["customer_order"], issues)
+        return dg.MaterializeResult(metadata={
+            "orders_derived": len(derived.orders), "orders_created": result.orders_created,
+            "orders_updated": result.orders_updated, "statuses_updated": result.statuses_updated,
+            "reserves_released": result.reserves_released, "unchanged": result.unchanged,
+            "counterparties_created": result.counterparties_created,
+            "contracts_created": result.contracts_created, "products_created": result.products_created,
+            "sync_issues": len(saved), "issues": dg.MetadataValue.md(markdown_table(saved))})
+
+    @dg.asset(
+        name="sync_issues", group_name=DOCS, partitions_def=partitions_def, kinds={"duckdb"},
+        deps=[bimp_customer_orders],
+        description="One row per order or document that could not be written: stable code, English and "
+                    "Ukrainian message, what to do (R-ORCH-5). Business rejections never fail a partition.",
+    )
+    def sync_issues(context: dg.AssetExecutionContext, keybimp: Keybimp):
+        name, day = split(context)
+        issues = open_issues(keybimp.store(name), day)
+        counts = issues["code"].value_counts().to_dict() if len(issues) else {}
+        return dg.MaterializeResult(metadata={
+            "open_issues": len(issues), **{f"code_{k}": int(v) for k, v in counts.items()},
+            "first_issues": dg.MetadataValue.md(markdown_table(issues))})
+
+    return [keycrm_orders_raw, reference_data, staged, matched, bimp_customer_orders, sync_issues]

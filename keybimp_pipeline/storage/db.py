@@ -1,0 +1,128 @@
+"""The DuckDB store: one file per integration, every access serialised by a file lock.
+
+DuckDB lets one process hold a file read-write and no other process open it at all, so every step that
+touches the file takes the integration's lock for as long as it holds a connection, and never across an
+API call.  Runs of two integrations use two files and never wait for each other; a backfill overlapping
+the sensor's runs of the same integration waits its turn instead of failing with a lock error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from filelock import FileLock
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS raw_orders (
+    integration VARCHAR NOT NULL, order_id BIGINT NOT NULL, day DATE NOT NULL,
+    updated_at TIMESTAMPTZ, fetched_at TIMESTAMPTZ NOT NULL, payload JSON NOT NULL,
+    PRIMARY KEY (integration, order_id));
+CREATE TABLE IF NOT EXISTS fetch_cursors (
+    integration VARCHAR NOT NULL, day DATE NOT NULL, high_water TIMESTAMPTZ, fetched_at TIMESTAMPTZ,
+    PRIMARY KEY (integration, day));
+CREATE TABLE IF NOT EXISTS stg_orders (
+    integration VARCHAR NOT NULL, day DATE NOT NULL, order_id BIGINT NOT NULL, buyer_id BIGINT,
+    status_id BIGINT, source_id BIGINT, currency VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+    status_changed_at TIMESTAMPTZ, closed_at TIMESTAMPTZ, shipping_date TIMESTAMPTZ,
+    grand_total_kop BIGINT, discount_kop BIGINT, shipping_price_kop BIGINT, payment_status VARCHAR,
+    PRIMARY KEY (integration, order_id));
+CREATE TABLE IF NOT EXISTS stg_order_lines (
+    integration VARCHAR NOT NULL, day DATE NOT NULL, order_id BIGINT NOT NULL, line_no INTEGER NOT NULL,
+    offer_id BIGINT, product_id BIGINT, sku VARCHAR, name VARCHAR, quantity DOUBLE, price_kop BIGINT,
+    line_discount_kop BIGINT, PRIMARY KEY (integration, order_id, line_no));
+CREATE TABLE IF NOT EXISTS stg_buyers (
+    integration VARCHAR NOT NULL, day DATE NOT NULL, order_id BIGINT NOT NULL, buyer_id BIGINT,
+    full_name VARCHAR, phone VARCHAR, email VARCHAR, placed_at TIMESTAMPTZ,
+    PRIMARY KEY (integration, order_id));
+CREATE TABLE IF NOT EXISTS stg_payments (
+    integration VARCHAR NOT NULL, day DATE NOT NULL, order_id BIGINT NOT NULL, payment_id BIGINT NOT NULL,
+    method_id BIGINT, amount_kop BIGINT, status VARCHAR, payment_date TIMESTAMPTZ,
+    status_changed_at TIMESTAMPTZ, PRIMARY KEY (integration, payment_id));
+CREATE TABLE IF NOT EXISTS quarantine (
+    integration VARCHAR NOT NULL, day DATE NOT NULL, entity VARCHAR NOT NULL, order_id BIGINT,
+    reason VARCHAR NOT NULL, seen_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS reference (
+    integration VARCHAR NOT NULL, system VARCHAR NOT NULL, kind VARCHAR NOT NULL, id VARCHAR NOT NULL,
+    name VARCHAR, alias VARCHAR, article VARCHAR, phone VARCHAR, email VARCHAR, parent VARCHAR,
+    extra JSON, PRIMARY KEY (integration, system, kind, id));
+CREATE TABLE IF NOT EXISTS reference_meta (
+    integration VARCHAR NOT NULL, system VARCHAR NOT NULL, fetched_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (integration, system));
+CREATE TABLE IF NOT EXISTS matched_customers (
+    integration VARCHAR NOT NULL, day DATE NOT NULL, order_id BIGINT NOT NULL, buyer_id BIGINT,
+    outcome VARCHAR, counterparty_uuid VARCHAR, matched_by VARCHAR, create_key VARCHAR, code VARCHAR,
+    detail VARCHAR, PRIMARY KEY (integration, order_id));
+CREATE TABLE IF NOT EXISTS matched_products (
+    integration VARCHAR NOT NULL, day DATE NOT NULL, order_id BIGINT NOT NULL, line_no INTEGER NOT NULL,
+    outcome VARCHAR, nomenclature_uuid VARCHAR, create_key VARCHAR, code VARCHAR, detail VARCHAR,
+    PRIMARY KEY (integration, order_id, line_no));
+CREATE TABLE IF NOT EXISTS ledger (
+    integration VARCHAR NOT NULL, entity VARCHAR NOT NULL, crm_id VARCHAR NOT NULL,
+    bimp_uuid VARCHAR, payload_hash VARCHAR, state VARCHAR NOT NULL, detail JSON,
+    written_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (integration, entity, crm_id));
+CREATE TABLE IF NOT EXISTS sync_issues (
+    integration VARCHAR NOT NULL, day DATE, order_id BIGINT, entity VARCHAR NOT NULL, code VARCHAR NOT NULL,
+    detail VARCHAR, message_en VARCHAR, message_uk VARCHAR, seen_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS integration_state (
+    integration VARCHAR NOT NULL, key VARCHAR NOT NULL, value JSON, updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (integration, key));
+"""
+
+
+def data_dir() -> Path:
+    """Where DuckDB files live: $KEYBIMP_DATA, else ./data (git-ignored)."""
+    path = Path(os.environ.get("KEYBIMP_DATA", "data")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Store:
+    """One integration's DuckDB file.  Open it only through `connect()`, briefly."""
+
+    def __init__(self, integration: str, directory: Path | None = None, lock_timeout_s: float = 600.0):
+        self.integration = integration
+        self.directory = directory or data_dir()
+        self.path = self.directory / f"{integration}.duckdb"
+        self._lock = FileLock(str(self.path) + ".lock", timeout=lock_timeout_s)
+        self._writer_lock = FileLock(str(self.path) + ".writer.lock", timeout=lock_timeout_s)
+        self._initialised = False
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            con = duckdb.connect(str(self.path))
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                if not self._initialised:
+                    con.execute(SCHEMA)
+                    self._initialised = True
+                yield con
+            finally:
+                con.close()
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """Held by a step that writes to the vendors for this integration: one writer at a time."""
+        with self._writer_lock:
+            yield
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self.connect() as con:
+            return con.execute(sql, params or []).df()
+
+    def replace_partition(self, table: str, day: object, frame: pd.DataFrame) -> None:
+        """Delete the partition's rows of `table` and insert `frame` (columns named as the table's)."""
+        with self.connect() as con:
+            con.execute("BEGIN")
+            con.execute(f"DELETE FROM {table} WHERE integration = ? AND day = ?", [self.integration, day])
+            if len(frame):
+                con.register("frame_in", frame)
+                cols = ", ".join(frame.columns)
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame_in")
+                con.unregister("frame_in")
+            con.execute("COMMIT")

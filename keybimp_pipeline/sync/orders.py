@@ -1,0 +1,402 @@
+"""Bimp customer orders: derive them from the matched day (pure rules), then write them through the ledger.
+
+Derivation decides, for every staged order, what its customer order looks like (lines, delivery line,
+mapped status) or why it cannot be written (a sync issue).  Writing creates the counterparties, contracts
+and items the rules decided to create, reads the warehouse's free stock for the involved items, computes
+the reserves (earliest order first) and creates or updates the customer orders in placement order.
+Every vendor write is recorded in the ledger as it succeeds; a pending row left by a killed run is
+reconciled with Bimp before anything is written again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+import pandas as pd
+
+from keybimp_pipeline.rules.documents import document_lines, format_bimp_datetime
+from keybimp_pipeline.rules.issues import IssueCode
+from keybimp_pipeline.rules.reserves import compute_reserves
+from keybimp_pipeline.storage.db import Store
+from keybimp_pipeline.storage.ledger import DONE, PENDING, Ledger, payload_hash
+from keybimp_pipeline.sync.resolve import Resolved
+
+log = logging.getLogger(__name__)
+
+# The `integration.system` uuid under which keybimp stores KeyCRM ids on Bimp records (stable, ours).
+KEYBIMP_SYSTEM = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, "https://keybimp.dev/keycrm"))
+EXTERNAL_ID_SOURCE = "keycrm"
+ISSUE_COLS = ["order_id", "entity", "code", "detail"]
+
+
+def _money(kop: object) -> Decimal:
+    return (Decimal(int(kop)) / 100).quantize(Decimal("0.01"))
+
+
+@dataclass
+class Derived:
+    orders: pd.DataFrame      # one row per writable order
+    lines: pd.DataFrame       # document lines of writable orders (delivery line included)
+    issues: pd.DataFrame      # order_id, entity, code, detail
+    customers: pd.DataFrame   # matched customers of writable orders
+    products: pd.DataFrame    # matched products of writable orders' lines
+
+
+@dataclass
+class WriteResult:
+    counterparties_created: int = 0
+    contracts_created: int = 0
+    products_created: int = 0
+    orders_created: int = 0
+    orders_updated: int = 0
+    statuses_updated: int = 0
+    reserves_released: int = 0
+    unchanged: int = 0
+    issues: list[dict] = field(default_factory=list)
+
+
+def _issues(frame: pd.DataFrame, entity: str = "customer_order") -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(columns=ISSUE_COLS)
+    return frame.assign(entity=entity)[ISSUE_COLS]
+
+
+def derive_customer_orders(store: Store, day: date, integration, resolved: Resolved) -> Derived:
+    params = [store.integration, day]
+    orders = store.query("SELECT * FROM stg_orders WHERE integration=? AND day=? ORDER BY created_at, order_id",
+                         params)
+    lines = store.query("SELECT * FROM stg_order_lines WHERE integration=? AND day=? ORDER BY order_id, line_no",
+                        params)
+    customers = store.query("SELECT * FROM matched_customers WHERE integration=? AND day=?", params)
+    products = store.query("SELECT * FROM matched_products WHERE integration=? AND day=?", params)
+    issues: list[pd.DataFrame] = []
+
+    # R-STAT-2: unmapped status → not created (retried when mapped)
+    orders["bimp_status_uuid"] = orders["status_id"].map(lambda s: resolved.statuses.get(int(s)) if pd.notna(s)
+                                                         else None)
+    unmapped = orders[orders["bimp_status_uuid"].isna()]
+    issues.append(_issues(pd.DataFrame({
+        "order_id": unmapped["order_id"], "code": IssueCode.STATUS_NOT_MAPPED.value,
+        "detail": "KeyCRM status id " + unmapped["status_id"].astype(str) + " is not in 'statuses'"})))
+    # R-CUR-1: the order's currency must be the contract's
+    wrong_currency = orders[orders["currency"].str.upper() != resolved.currency_code]
+    issues.append(_issues(pd.DataFrame({
+        "order_id": wrong_currency["order_id"], "code": IssueCode.CURRENCY_MISMATCH.value,
+        "detail": "order in " + wrong_currency["currency"] + ", contract in " + resolved.currency_code})))
+    # customers and products: the rules' own rejections
+    rejected_customers = customers[customers["code"].notna()]
+    issues.append(_issues(rejected_customers[["order_id", "code", "detail"]]))
+    rejected_lines = products[products["code"].notna()]
+    if len(rejected_lines):
+        from keybimp_pipeline.rules.products import order_outcomes
+
+        outcomes = order_outcomes(products)
+        bad = outcomes[~outcomes["ok"].astype(bool)]
+        issues.append(_issues(bad[["order_id", "code", "detail"]]))
+    all_issues = pd.concat(issues, ignore_index=True)
+    # an order without lines cannot become a customer order
+    no_lines = orders[~orders["order_id"].isin(lines["order_id"])]
+    if len(no_lines):
+        all_issues = pd.concat([all_issues, _issues(pd.DataFrame({
+            "order_id": no_lines["order_id"], "code": IssueCode.ORDER_INVALID.value,
+            "detail": "the order has no product lines"}))], ignore_index=True)
+    blocked = set(all_issues["order_id"])
+    ok_orders = orders[~orders["order_id"].isin(blocked)].copy()
+
+    ok_lines = lines[lines["order_id"].isin(ok_orders["order_id"])].merge(
+        products[["order_id", "line_no", "outcome", "nomenclature_uuid", "create_key"]],
+        on=["order_id", "line_no"], how="left")
+    # totals: discounts spread over lines; the document must equal the KeyCRM order to the kopiyka
+    ok_orders["expected_total_kop"] = ok_orders["grand_total_kop"] - ok_orders["shipping_price_kop"]
+    doc_lines, totals = document_lines(
+        ok_lines[["order_id", "line_no", "quantity", "price_kop", "line_discount_kop"]],
+        ok_orders.rename(columns={"discount_kop": "order_discount_kop"})[
+            ["order_id", "order_discount_kop", "expected_total_kop"]])
+    mismatched = totals[totals["code"].notna()] if "code" in totals else totals.iloc[0:0]
+    if len(mismatched):
+        all_issues = pd.concat([all_issues, _issues(mismatched[["order_id", "code", "detail"]])], ignore_index=True)
+        ok_orders = ok_orders[~ok_orders["order_id"].isin(mismatched["order_id"])]
+    doc_lines = doc_lines.merge(ok_lines[["order_id", "line_no", "outcome", "nomenclature_uuid", "create_key",
+                                          "sku", "name", "offer_id"]], on=["order_id", "line_no"])
+    doc_lines = doc_lines[doc_lines["order_id"].isin(ok_orders["order_id"])]
+    doc_lines["is_service"] = False
+
+    # R-PROD-7: the shipping cost becomes a line with the delivery service item
+    shipped = ok_orders[ok_orders["shipping_price_kop"] > 0]
+    if len(shipped) and resolved.delivery_service:
+        delivery = pd.DataFrame({
+            "order_id": shipped["order_id"].to_numpy(), "line_no": 10_000, "quantity": 1.0,
+            "cost_kop": shipped["shipping_price_kop"].to_numpy(), "discount_kop": 0,
+            "amount_kop": shipped["shipping_price_kop"].to_numpy(), "outcome": "matched",
+            "nomenclature_uuid": resolved.delivery_service, "create_key": None, "sku": None,
+            "name": "Доставка товару", "offer_id": pd.NA, "is_service": True})
+        doc_lines = pd.concat([doc_lines, delivery], ignore_index=True)
+    elif len(shipped):
+        all_issues = pd.concat([all_issues, _issues(pd.DataFrame({
+            "order_id": shipped["order_id"], "code": IssueCode.DELIVERY_SERVICE_MISSING.value,
+            "detail": "shipping " + (shipped["shipping_price_kop"] / 100).map("{:.2f}".format) + " UAH"}))],
+            ignore_index=True)
+    ok_orders["cancelled"] = ok_orders["status_id"].isin(resolved.cancelled_status_ids)
+    ok_orders["doc_date"] = format_bimp_datetime(
+        ok_orders["created_at"].dt.tz_convert(integration.timezone).dt.tz_localize(None))
+    return Derived(orders=ok_orders.reset_index(drop=True),
+                   lines=doc_lines.sort_values(["order_id", "line_no"]).reset_index(drop=True),
+                   issues=all_issues.reset_index(drop=True),
+                   customers=customers[customers["order_id"].isin(ok_orders["order_id"])],
+                   products=products)
+
+
+class OrderWriter:
+    """Writes one day's derived customer orders.  Holds the integration's writer lock while it runs."""
+
+    def __init__(self, store: Store, bimp, integration, resolved: Resolved):
+        self.store = store
+        self.bimp = bimp
+        self.settings = integration
+        self.resolved = resolved
+        self.ledger = Ledger(store)
+        self.result = WriteResult()
+        self._contracts: dict[str, tuple[str, str | None]] = {}
+
+    # ---- catalogue records -------------------------------------------------------------------
+    def _ensure_counterparty(self, create_key: str, data: dict) -> str:
+        entry = self.ledger.entries("counterparty", [create_key])
+        if len(entry) and entry["state"].iloc[0] == DONE:
+            return entry["bimp_uuid"].iloc[0]
+        external = f"keycrm-buyer-{create_key}"
+        body = {"name": data.get("name") or "Покупець KeyCRM", "isCustomer": True, "isSupplier": False,
+                "isSoleProprietor": False, "integration": {"system": KEYBIMP_SYSTEM, "externalId": external}}
+        if data.get("phone"):
+            body["phoneNumber"] = data["phone"]
+        if data.get("email"):
+            body["email"] = data["email"]
+        phash = payload_hash(body)
+        uuid = None
+        if len(entry) and entry["state"].iloc[0] == PENDING:  # a killed run may have created it already
+            found = self.bimp.counterparties(integration={"system": KEYBIMP_SYSTEM, "externalId": external})
+            uuid = found[0]["uuid"] if found else None
+        if uuid is None:
+            self.ledger.pending("counterparty", create_key, phash, data)
+            uuid = self.bimp.create_counterparty(body)
+            self.result.counterparties_created += 1
+        if data.get("buyer_id") is not None:
+            self.bimp.save_external_id(uuid, EXTERNAL_ID_SOURCE, str(data["buyer_id"]))
+        self.ledger.done("counterparty", create_key, uuid, phash, data)
+        return uuid
+
+    def _contract_for(self, counterparty_uuid: str) -> tuple[str | None, str | None]:
+        """The counterparty's contract (uuid, currency code); created from the defaults when it has none."""
+        if counterparty_uuid in self._contracts:
+            return self._contracts[counterparty_uuid]
+        r = self.resolved
+        if self.settings.customers.fill_for_all and r.default_contract:
+            found = self.bimp.contracts(counterparty_uuid=counterparty_uuid)
+            chosen = [c for c in found if r.default_contract in (c.get("uuid"), c.get("name"))]
+            result = (chosen[0]["uuid"], r.currency_code) if chosen else (r.default_contract, r.currency_code)
+            self._contracts[counterparty_uuid] = result
+            return result
+        entry = self.ledger.entries("contract", [counterparty_uuid])
+        if len(entry) and entry["state"].iloc[0] == DONE:
+            result = (entry["bimp_uuid"].iloc[0], r.currency_code)
+        else:
+            found = self.bimp.contracts(counterparty_uuid=counterparty_uuid)
+            if found:
+                c = found[0]
+                cur = c.get("currency")
+                code = (cur.get("code") or cur.get("name")) if isinstance(cur, dict) else None
+                result = (c["uuid"], (code or r.currency_code).upper())
+            else:
+                body = {"name": "Договір з покупцем KeyCRM", "counterparty": counterparty_uuid,
+                        "lineOfBusiness": r.line_of_business, "organization": r.organization,
+                        "project": r.project, "currency": r.currency, "contractType": r.contract_type or 1}
+                self.ledger.pending("contract", counterparty_uuid, payload_hash(body))
+                uuid = self.bimp.create_contract(body)
+                self.ledger.done("contract", counterparty_uuid, uuid, payload_hash(body))
+                self.result.contracts_created += 1
+                result = (uuid, r.currency_code)
+        self._contracts[counterparty_uuid] = result
+        return result
+
+    def _ensure_product(self, create_key: str, data: dict) -> str:
+        entry = self.ledger.entries("product", [create_key])
+        if len(entry) and entry["state"].iloc[0] == DONE:
+            return entry["bimp_uuid"].iloc[0]
+        external = f"keycrm-offer-{create_key}"
+        body = {"type": "goods", "name": data["name"] or data.get("sku") or f"KeyCRM {create_key}",
+                "unitOfMeasurementUuid": self.resolved.unit,
+                "integration": {"system": KEYBIMP_SYSTEM, "externalId": external}}
+        if data.get("sku"):
+            body["article"] = data["sku"]
+        if self.resolved.new_products_group:
+            body["group"] = self.resolved.new_products_group
+        phash = payload_hash(body)
+        uuid = None
+        if len(entry) and entry["state"].iloc[0] == PENDING:
+            found = self.bimp.nomenclature(integration={"system": KEYBIMP_SYSTEM, "externalId": external})
+            uuid = found[0]["uuid"] if found else None
+        if uuid is None:
+            self.ledger.pending("product", create_key, phash, data)
+            uuid = self.bimp.create_nomenclature(body)
+            self.result.products_created += 1
+        self.ledger.done("product", create_key, uuid, phash, data)
+        return uuid
+
+    # ---- documents ---------------------------------------------------------------------------
+    def _find_order_by_number(self, doc_number: str) -> str | None:
+        for page in self.bimp.iter_customer_orders():
+            for doc in page:
+                if doc.get("docNumber") == doc_number:
+                    return doc["uuid"]
+        return None
+
+    def write(self, derived: Derived) -> WriteResult:
+        r = self.resolved
+        orders, lines = derived.orders, derived.lines.copy()
+        if orders.empty:
+            return self.result
+        customers = derived.customers.set_index("order_id")
+        buyers = self.store.query("SELECT order_id, buyer_id, full_name, phone, email FROM stg_buyers "
+                                  "WHERE integration=? AND order_id IN (SELECT UNNEST(?))",
+                                  [self.store.integration, orders["order_id"].tolist()]).set_index("order_id")
+        # 1. counterparties the rules decided to create (one per create_key, first buyer's data: R-CUST-8)
+        cp_for_order: dict[int, str] = {}
+        for order_id, row in customers.iterrows():
+            if row["outcome"] in ("matched", "default"):
+                cp_for_order[order_id] = row["counterparty_uuid"] or r.default_customer
+        creates = customers[customers["outcome"] == "create"]
+        for key, group in creates.groupby("create_key", sort=False):
+            first = buyers.loc[group.index.intersection(buyers.index)].head(1)
+            data = {"name": None, "phone": None, "email": None, "buyer_id": None}
+            if len(first):
+                b = first.iloc[0]
+                data = {"name": b["full_name"], "phone": b["phone"], "email": b["email"],
+                        "buyer_id": None if pd.isna(b["buyer_id"]) else int(b["buyer_id"])}
+            uuid = self._ensure_counterparty(str(key), data)
+            for order_id in group.index:
+                cp_for_order[order_id] = uuid
+        # 2. items the rules decided to create (R-PROD-3/4: named as the line was at creation)
+        to_create = lines[lines["outcome"] == "create"].drop_duplicates("create_key")
+        item_for_key: dict[str, str] = {}
+        for _, line in to_create.iterrows():
+            item_for_key[line["create_key"]] = self._ensure_product(str(line["create_key"]), {
+                "name": line["name"], "sku": line["sku"],
+                "offer_id": None if pd.isna(line["offer_id"]) else int(line["offer_id"])})
+        created_mask = lines["outcome"] == "create"
+        lines.loc[created_mask, "nomenclature_uuid"] = lines.loc[created_mask, "create_key"].map(item_for_key)
+
+        # 3. ledger state of the day's orders; reserves only for new ones, against live free stock
+        known = self.ledger.entries("customer_order", orders["order_id"].astype(str))
+        new_ids = set(orders["order_id"]) - {int(c) for c in known.index[known["state"] == DONE]}
+        goods = lines[(~lines["is_service"]) & lines["order_id"].isin(new_ids)]
+        placed = orders.set_index("order_id")["created_at"]
+        free = self._free_stock(goods["nomenclature_uuid"].dropna().unique().tolist())
+        reserve_in = goods.assign(placed_at=goods["order_id"].map(placed))[
+            ["order_id", "line_no", "nomenclature_uuid", "quantity", "placed_at", "is_service"]]
+        reserved, rejected = compute_reserves(reserve_in, free, self.settings.main.reserve)
+        reserve_of = reserved.set_index(["order_id", "line_no"])["reserve"].to_dict()
+        rejected_ids = set(rejected["order_id"])
+        for _, rej in rejected.iterrows():
+            self.result.issues.append({"order_id": int(rej["order_id"]), "entity": "customer_order",
+                                       "code": rej["code"], "detail": rej["detail"]})
+
+        # 4. customer orders in placement order
+        for _, order in orders.iterrows():
+            order_id = int(order["order_id"])
+            if order_id in rejected_ids:
+                continue
+            counterparty = cp_for_order.get(order_id)
+            if counterparty is None:
+                continue
+            contract, contract_currency = self._contract_for(counterparty)
+            if contract_currency and contract_currency != str(order["currency"]).upper():
+                self.result.issues.append({"order_id": order_id, "entity": "customer_order",
+                                           "code": IssueCode.CURRENCY_MISMATCH.value,
+                                           "detail": f"order in {order['currency']}, contract in {contract_currency}"})
+                continue
+            self._write_order(order, lines[lines["order_id"] == order_id], counterparty, contract,
+                              known.loc[str(order_id)] if str(order_id) in known.index else None, reserve_of)
+        return self.result
+
+    def _free_stock(self, items: list[str]) -> pd.DataFrame:
+        if not items or self.settings.main.reserve == "off":
+            return pd.DataFrame({"nomenclature_uuid": pd.Series(dtype=str), "free": pd.Series(dtype=float)})
+        rows = self.bimp.stock(self.resolved.organization, self.resolved.warehouse)
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            return pd.DataFrame({"nomenclature_uuid": pd.Series(dtype=str), "free": pd.Series(dtype=float)})
+        frame = frame[frame["productId"].isin(items)]
+        return pd.DataFrame({"nomenclature_uuid": frame["productId"],
+                             "free": frame["available"].astype(float)})
+
+    def _write_order(self, order: pd.Series, lines: pd.DataFrame, counterparty: str, contract: str | None,
+                     entry: pd.Series | None, reserve_of: dict) -> None:
+        r = self.resolved
+        order_id = int(order["order_id"])
+        cancelled = bool(order["cancelled"])
+        content = {
+            "buyer": counterparty, "contract": contract, "warehouse": r.warehouse,
+            "products": [{"nomenclature": ln["nomenclature_uuid"], "count": float(ln["quantity"]),
+                          "cost": _money(ln["cost_kop"]), "discount": _money(ln["discount_kop"])}
+                         for _, ln in lines.iterrows()],
+        }
+        chash = payload_hash(content)
+        status = order["bimp_status_uuid"]
+        doc_number = f"KC-{order_id}"
+        if entry is not None and entry["state"] == DONE:
+            detail = entry["detail"]
+            import json as _json
+
+            detail = _json.loads(detail) if isinstance(detail, str) else (detail or {})
+            uuid = entry["bimp_uuid"]
+            was_released = bool(detail.get("released"))
+            changed = entry["payload_hash"] != chash
+            if cancelled and not was_released:  # R-MAIN-4: release the reserve
+                body = {"uuid": uuid, "status": status,
+                        "products": [dict(p, reserve=0) for p in content["products"]]}
+                self.bimp.update_customer_order(body)
+                self.ledger.done("customer_order", order_id, uuid, chash,
+                                 dict(detail, status=status, released=True))
+                self.result.reserves_released += 1
+                return
+            if changed and self.settings.main.reload_orders:  # R-MAIN-2
+                reserves = detail.get("reserves", {})
+                products = [dict(p, reserve=0 if cancelled else min(float(reserves.get(p["nomenclature"], 0)),
+                                                                       p["count"]))
+                            for p in content["products"]]
+                self.bimp.update_customer_order({"uuid": uuid, "status": status, "products": products})
+                self.ledger.done("customer_order", order_id, uuid, chash, dict(detail, status=status))
+                self.result.orders_updated += 1
+                return
+            if detail.get("status") != status:  # R-STAT-1: the mapped status on every later sync
+                self.bimp.update_customer_order_status(uuid, status)
+                self.ledger.done("customer_order", order_id, uuid, entry["payload_hash"], dict(detail, status=status))
+                self.result.statuses_updated += 1
+                return
+            self.result.unchanged += 1
+            return
+        products = []
+        reserves: dict[str, float] = {}
+        for _, ln in lines.iterrows():
+            reserve = 0.0 if cancelled else float(reserve_of.get((order_id, ln["line_no"]), 0.0))
+            reserves[ln["nomenclature_uuid"]] = reserves.get(ln["nomenclature_uuid"], 0.0) + reserve
+            products.append({"nomenclature": ln["nomenclature_uuid"], "count": float(ln["quantity"]),
+                             "cost": _money(ln["cost_kop"]), "discount": _money(ln["discount_kop"]),
+                             "reserve": reserve})
+        body = {"buyer": counterparty, "detailedWarehouses": False, "organization": r.organization,
+                "contract": contract, "warehouse": r.warehouse, "lineOfBusiness": r.line_of_business,
+                "project": r.project, "status": status, "date": order["doc_date"], "docNumber": doc_number,
+                "internalNumber": str(order_id), "comment": f"KeyCRM order {order_id}", "products": products}
+        uuid = None
+        if entry is not None and entry["state"] == PENDING:
+            uuid = self._find_order_by_number(doc_number)
+        if uuid is None:
+            self.ledger.pending("customer_order", order_id, chash, {"status": status})
+            uuid = self.bimp.create_customer_order(body)
+            self.result.orders_created += 1
+        self.ledger.done("customer_order", order_id, uuid, chash,
+                         {"status": status, "reserves": reserves, "released": cancelled,
+                          "doc_number": doc_number, "counterparty": counterparty, "contract": contract})
