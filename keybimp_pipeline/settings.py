@@ -375,10 +375,10 @@ class IntegrationsFile(_Model):
         for integration in self.integrations:
             if integration.name == name:
                 return integration
-        raise KeyError(f"no integration named {name!r}; known: {', '.join(self.names) or '(none)'}")
+        raise KeyError(f"no integration named {name!r}; known: {', '.join(self.names()) or '(none)'}")
 
-    @property
     def names(self) -> list[str]:
+        """Integration names in file order (the integration partition keys)."""
         return [i.name for i in self.integrations]
 
 
