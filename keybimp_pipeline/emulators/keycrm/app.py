@@ -904,7 +904,7 @@ def create_app(state: dict | None = None) -> Starlette:
 
     async def dispatch(request: Request) -> Response:
         response = await _guarded(request)
-        if request.url.path.startswith("/v1/"):
+        if request.url.path.startswith("/v1/") and not isinstance(response, _DropResponse):
             traffic.status_counts[str(response.status_code)] += 1
         return response
 
