@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from keybimp_pipeline.rules.issues import IssueCode
+from keybimp_pipeline.rules.reserves import join_per_group
 
 SALE_DATE_MODES = ("order_created", "shipped", "closed")
 PAYMENT_DATE_SOURCES = ("status_changed", "payment_date")
@@ -261,7 +262,7 @@ def full_return_check(
                 + ", returned "
                 + off["returned"].round(6).map(lambda v: f"{v:g}")
             )
-            detail = text.groupby(off["order_id"].to_numpy(), sort=False).agg("; ".join)
+            detail = join_per_group(text, off["order_id"])
             issues.append(
                 pd.DataFrame(
                     {

@@ -29,14 +29,28 @@ from keybimp_pipeline.rules.issues import IssueCode
 RESERVE_MODES = ("full", "available_only", "off")
 REJECTED_COLUMNS = ["order_id", "code", "detail"]
 
-# Quantities are floats (KeyCRM allows fractional units); compare with a tolerance so that
-# 0.1 + 0.2 units of free stock still cover an order of 0.3.
-_EPS = 1e-9
+# Quantities are floats (KeyCRM allows fractional units, to thousandths); compare with a tolerance so
+# that 0.1 + 0.2 units of free stock still cover an order of 0.3, and running sums over a million lines
+# do not drift across it.
+_EPS = 1e-6
 
 
 def _fmt(q: pd.Series) -> pd.Series:
     """Quantities as short text for issue details ("2", "0.5"), without float noise."""
     return q.round(6).map(lambda v: f"{v:g}")
+
+
+def join_per_group(text: pd.Series, key: pd.Series, sep: str = "; ") -> pd.Series:
+    """``sep``-joined text per key, vectorised (object ``groupby().sum()`` runs in C, unlike ``agg(join)``).
+
+    Rows of one key must be contiguous; the result is indexed by key in order of first appearance.
+    """
+    keys = key.to_numpy()
+    first = np.ones(len(keys), dtype=bool)
+    if len(keys) > 1:
+        first[1:] = keys[1:] != keys[:-1]
+    prefixed = pd.Series(np.where(first, "", sep), dtype="object") + text.astype(str).to_numpy()
+    return prefixed.groupby(keys, sort=False).sum()
 
 
 def _prepare(lines: pd.DataFrame, free_stock: pd.DataFrame) -> pd.DataFrame:
@@ -54,24 +68,53 @@ def _prepare(lines: pd.DataFrame, free_stock: pd.DataFrame) -> pd.DataFrame:
     return goods
 
 
-def _order_item_demand(goods: pd.DataFrame) -> pd.DataFrame:
-    """One row per (order, item) in consumption order: an item on two lines of an order counts twice."""
-    goods = goods.assign(_seq=np.arange(len(goods)))
-    demand = goods.groupby(["order_id", "nomenclature_uuid"], sort=False, dropna=False).agg(
-        demand=("quantity", "sum"), free=("_free", "first"), seq=("_seq", "min")
-    )
-    return demand.reset_index().sort_values("seq", kind="mergesort").reset_index(drop=True)
+class _Demand:
+    """One row per (order, item) in consumption order, with integer codes for fast whole-frame passes.
+
+    An item on two lines of one order counts with both quantities.  Rows of one order are contiguous
+    (``order_start`` marks where each order begins), so "every item of the order fits" is one
+    ``np.logical_and.reduceat``; ``item_perm`` sorts rows by item, stably, so the running consumption
+    per item is one ``np.cumsum``.
+    """
+
+    def __init__(self, goods: pd.DataFrame) -> None:
+        goods = goods.assign(_seq=np.arange(len(goods)))
+        frame = goods.groupby(["order_id", "nomenclature_uuid"], sort=False, dropna=False).agg(
+            demand=("quantity", "sum"), free=("_free", "first"), seq=("_seq", "min")
+        )
+        frame = frame.reset_index()
+        # an order's place in the queue is its first line's (keeps orders contiguous on odd data)
+        frame["order_seq"] = frame.groupby("order_id", sort=False)["seq"].transform("min")
+        frame = frame.sort_values(["order_seq", "seq"], kind="mergesort").reset_index(drop=True)
+        self.frame = frame
+        self.order_code, self.orders = pd.factorize(frame["order_id"], sort=False)
+        self.order_start = np.flatnonzero(np.r_[True, self.order_code[1:] != self.order_code[:-1]])
+        item_code, _ = pd.factorize(frame["nomenclature_uuid"], sort=False)
+        self.item_perm = np.lexsort((np.arange(len(frame)), item_code))
+        sorted_items = item_code[self.item_perm]
+        self.item_start = np.flatnonzero(np.r_[True, sorted_items[1:] != sorted_items[:-1]])
+        self.item_len = np.diff(np.r_[self.item_start, len(frame)])
+        self.demand = frame["demand"].to_numpy(dtype="float64")
+        self.free = frame["free"].to_numpy(dtype="float64")
+
+    def prior(self, weight: np.ndarray) -> np.ndarray:
+        """Stock of each row's item consumed by *earlier* orders with weight 1 (the row's own excluded)."""
+        taken = (self.demand * weight)[self.item_perm]
+        running = np.cumsum(taken)
+        before_group = running[self.item_start] - taken[self.item_start]
+        inclusive = running - np.repeat(before_group, self.item_len)
+        out = np.empty_like(inclusive)
+        out[self.item_perm] = inclusive - taken
+        return out
+
+    def order_fits(self, weight: np.ndarray) -> np.ndarray:
+        """Per order: does every item fit after the weighted earlier orders' consumption?"""
+        fits = self.prior(weight) + self.demand <= self.free + _EPS
+        return np.logical_and.reduceat(fits, self.order_start)
 
 
-def _prior_consumption(demand: pd.DataFrame, weight: np.ndarray) -> np.ndarray:
-    """Stock of each (order, item) consumed by *earlier* orders whose weight is 1."""
-    taken = demand["demand"].to_numpy() * weight
-    inclusive = pd.Series(taken).groupby(demand["nomenclature_uuid"].to_numpy(), sort=False).cumsum()
-    return inclusive.to_numpy() - taken
-
-
-def _full_mode_accept(demand: pd.DataFrame) -> pd.Series:
-    """Which orders ``full`` mode creates, as the sequential greedy rule would decide them.
+def _full_mode_accept(demand: _Demand) -> np.ndarray:
+    """Which orders ``full`` mode creates (bool per ``demand.orders``), as the sequential rule decides.
 
     Sequentially, an order is created iff, for each of its items, the demand of the *created* earlier
     orders plus its own fits in the free stock.  We keep three states -- accepted, rejected, unknown --
@@ -83,25 +126,17 @@ def _full_mode_accept(demand: pd.DataFrame) -> pd.Series:
       is certainly rejected.
 
     The earliest unknown order has only decided orders before it, so both bounds agree on it and
-    every pass decides at least one order; in practice two or three passes decide everything.
+    every pass decides at least one order; typical data needs a handful of passes, heavy contention
+    for the same items a few more.
     """
-    orders = pd.unique(demand["order_id"])
-    state = pd.Series(0, index=orders, dtype="int8")  # 0 unknown, 1 accepted, -1 rejected
-    order_ids = demand["order_id"]
-    demand_q = demand["demand"].to_numpy()
-    free_q = demand["free"].to_numpy()
+    state = np.zeros(len(demand.orders), dtype="int8")  # 0 unknown, 1 accepted, -1 rejected
     while (state == 0).any():
-        per_row = order_ids.map(state).to_numpy()
-        upper = _prior_consumption(demand, (per_row >= 0).astype("float64"))
-        fits_upper = pd.Series(upper + demand_q <= free_q + _EPS).groupby(order_ids.to_numpy()).all()
-        newly_ok = fits_upper.index[fits_upper.to_numpy() & (state.loc[fits_upper.index] == 0).to_numpy()]
-        state.loc[newly_ok] = 1
-
-        per_row = order_ids.map(state).to_numpy()
-        lower = _prior_consumption(demand, (per_row == 1).astype("float64"))
-        fits_lower = pd.Series(lower + demand_q <= free_q + _EPS).groupby(order_ids.to_numpy()).all()
-        newly_bad = fits_lower.index[~fits_lower.to_numpy() & (state.loc[fits_lower.index] == 0).to_numpy()]
-        state.loc[newly_bad] = -1
+        row_state = state[demand.order_code]
+        fits_upper = demand.order_fits((row_state >= 0).astype("float64"))
+        state[(state == 0) & fits_upper] = 1
+        row_state = state[demand.order_code]
+        fits_lower = demand.order_fits((row_state == 1).astype("float64"))
+        state[(state == 0) & ~fits_lower] = -1
     return state == 1
 
 
@@ -137,17 +172,17 @@ def compute_reserves(
         return out, rejected
 
     # full
-    demand = _order_item_demand(goods)
+    demand = _Demand(goods)
     accepted = _full_mode_accept(demand)
-    ok_rows = goods["order_id"].map(accepted).fillna(True).to_numpy(dtype=bool)
+    accepted_by_order = pd.Series(accepted, index=demand.orders)
+    ok_rows = goods["order_id"].map(accepted_by_order).to_numpy(dtype=bool)
     out.loc[goods["_row"].to_numpy()[ok_rows], "reserve"] = goods["quantity"].to_numpy()[ok_rows]
 
-    bad_orders = accepted.index[~accepted.to_numpy()]
-    if len(bad_orders):
-        weight = demand["order_id"].map(accepted).to_numpy(dtype=bool).astype("float64")
-        left = demand["free"].to_numpy() - _prior_consumption(demand, weight)
-        demand = demand.assign(left=np.clip(left, 0.0, None))
-        short = demand.loc[demand["order_id"].isin(bad_orders) & (demand["demand"] > demand["left"] + _EPS)]
+    if not accepted.all():
+        row_ok = accepted[demand.order_code]
+        left = np.clip(demand.free - demand.prior(row_ok.astype("float64")), 0.0, None)
+        frame = demand.frame.assign(left=left)
+        short = frame.loc[~row_ok & (frame["demand"] > frame["left"] + _EPS)]
         text = (
             "item "
             + short["nomenclature_uuid"].astype(str)
@@ -158,7 +193,7 @@ def compute_reserves(
             + ", short "
             + _fmt(short["demand"] - short["left"])
         )
-        detail = text.groupby(short["order_id"].to_numpy(), sort=False).agg("; ".join)
+        detail = join_per_group(text, short["order_id"])
         rejected = pd.DataFrame(
             {
                 "order_id": detail.index,
