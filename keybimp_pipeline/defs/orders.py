@@ -11,6 +11,7 @@ import pandas as pd
 from keybimp_pipeline.defs.partitions import split
 from keybimp_pipeline.defs.resources import Keybimp
 from keybimp_pipeline.sync import reference
+from keybimp_pipeline.sync.documents import DocumentWriter
 from keybimp_pipeline.sync.extract import extract_day
 from keybimp_pipeline.sync.issues import markdown_table, open_issues, save_issues
 from keybimp_pipeline.sync.match import match_day
@@ -140,9 +141,51 @@ def build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
             "contracts_created": result.contracts_created, "products_created": result.products_created,
             "sync_issues": len(saved), "issues": dg.MetadataValue.md(markdown_table(saved))})
 
+    doc_specs = [
+        dg.AssetSpec("bimp_customer_payments", deps=["bimp_customer_orders", "staged_payments"],
+                     kinds={"bimp", "duckdb"},
+                     description="One Bimp customer payment per paid KeyCRM payment, into the money account mapped "
+                                 "from its method, linked to the customer order through the ledger (R-PAY-1..4)."),
+        dg.AssetSpec("bimp_sales_invoices", deps=["bimp_customer_orders"], kinds={"bimp", "duckdb"},
+                     description="The whole order's sales invoice when it reaches the configured status, dated "
+                                 "per sales.date, consuming the order's reserve (R-SALE-1..6)."),
+        dg.AssetSpec("bimp_goods_returns", deps=["bimp_sales_invoices"], kinds={"bimp", "duckdb"},
+                     description="Goods returns based on the order's sales invoice; full returns only (R-RET-1, 3)."),
+        dg.AssetSpec("bimp_refunds", deps=["bimp_customer_payments"], kinds={"bimp", "duckdb"},
+                     description="Money refunds of the paid amount from the same money account (R-RET-2, 3)."),
+    ]
+
+    @dg.multi_asset(group_name=DOCS, partitions_def=partitions_def, specs=doc_specs)
+    def order_documents(context: dg.AssetExecutionContext, keybimp: Keybimp):
+        name, day = split(context)
+        store = keybimp.store(name)
+        settings = keybimp.integration(name)
+        resolved = resolve(store, settings, keybimp.index_of(name))
+        if resolved.problems:
+            raise dg.Failure("settings do not resolve against Bimp:\n" + "\n".join(resolved.problems))
+        derived = derive_customer_orders(store, day, settings, resolved)
+        with store.writer(), keybimp.bimp(name) as bimp:
+            writer = DocumentWriter(store, bimp, settings, resolved)
+            writer.payments(day)
+            writer.sales(day, derived)
+            writer.returns(day, derived)
+        r = writer.result
+        issues = pd.DataFrame(r.issues, columns=["order_id", "entity", "code", "detail"])
+        entities = ["customer_payment", "sales_invoice", "customer_return", "refund"]
+        saved = save_issues(store, day, entities, issues)
+        for asset, entity in zip(["bimp_customer_payments", "bimp_sales_invoices", "bimp_goods_returns",
+                                  "bimp_refunds"], entities, strict=True):
+            mine = saved[saved["entity"] == entity]
+            meta = {"created": r.created.get(entity, 0), "updated": r.updated.get(entity, 0),
+                    "sync_issues": len(mine), "issues": dg.MetadataValue.md(markdown_table(mine))}
+            if entity == "customer_payment":
+                meta["cancelled"] = r.cancelled
+            yield dg.MaterializeResult(asset_key=asset, metadata=meta)
+
     @dg.asset(
         name="sync_issues", group_name=DOCS, partitions_def=partitions_def, kinds={"duckdb"},
-        deps=[bimp_customer_orders],
+        deps=[bimp_customer_orders, "bimp_customer_payments", "bimp_sales_invoices", "bimp_goods_returns",
+              "bimp_refunds"],
         description="One row per order or document that could not be written: stable code, English and "
                     "Ukrainian message, what to do (R-ORCH-5). Business rejections never fail a partition.",
     )
@@ -154,4 +197,4 @@ def build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
             "open_issues": len(issues), **{f"code_{k}": int(v) for k, v in counts.items()},
             "first_issues": dg.MetadataValue.md(markdown_table(issues))})
 
-    return [keycrm_orders_raw, reference_data, staged, matched, bimp_customer_orders, sync_issues]
+    return [keycrm_orders_raw, reference_data, staged, matched, bimp_customer_orders, order_documents, sync_issues]

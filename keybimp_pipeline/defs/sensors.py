@@ -25,7 +25,7 @@ def changed_partitions(client: KeyCRMClient, since: datetime, now: datetime, int
     """Days holding orders updated in [since − overlap, now], with each day's newest updated_at."""
     days: dict[str, datetime] = {}
     newest = None
-    for page in client.iter_orders(updated_between=(since - OVERLAP, now), include=""):
+    for page in client.iter_orders(updated_between=(since - OVERLAP, now), include="status"):
         for order in page:
             moment = order_moment(order)
             updated = order.get("updated_at")

@@ -177,7 +177,7 @@ class OrderWriter:
         phash = payload_hash(body)
         uuid = None
         if len(entry) and entry["state"].iloc[0] == PENDING:  # a killed run may have created it already
-            found = self.bimp.counterparties(integration={"system": KEYBIMP_SYSTEM, "externalId": external})
+            found = self.bimp.counterparties(system=KEYBIMP_SYSTEM, external_id=external)
             uuid = found[0]["uuid"] if found else None
         if uuid is None:
             self.ledger.pending("counterparty", create_key, phash, data)
@@ -236,7 +236,7 @@ class OrderWriter:
         phash = payload_hash(body)
         uuid = None
         if len(entry) and entry["state"].iloc[0] == PENDING:
-            found = self.bimp.nomenclature(integration={"system": KEYBIMP_SYSTEM, "externalId": external})
+            found = self.bimp.nomenclature(system=KEYBIMP_SYSTEM, external_id=external)
             uuid = found[0]["uuid"] if found else None
         if uuid is None:
             self.ledger.pending("product", create_key, phash, data)
@@ -247,10 +247,9 @@ class OrderWriter:
 
     # ---- documents ---------------------------------------------------------------------------
     def _find_order_by_number(self, doc_number: str) -> str | None:
-        for page in self.bimp.iter_customer_orders():
-            for doc in page:
-                if doc.get("docNumber") == doc_number:
-                    return doc["uuid"]
+        for doc in self.bimp.customer_orders():
+            if doc.get("docNumber") == doc_number:
+                return doc["uuid"]
         return None
 
     def write(self, derived: Derived) -> WriteResult:
@@ -355,9 +354,8 @@ class OrderWriter:
             was_released = bool(detail.get("released"))
             changed = entry["payload_hash"] != chash
             if cancelled and not was_released:  # R-MAIN-4: release the reserve
-                body = {"uuid": uuid, "status": status,
-                        "products": [dict(p, reserve=0) for p in content["products"]]}
-                self.bimp.update_customer_order(body)
+                body = {"status": status, "products": [dict(p, reserve=0) for p in content["products"]]}
+                self.bimp.update_customer_order(uuid, body)
                 self.ledger.done("customer_order", order_id, uuid, chash,
                                  dict(detail, status=status, released=True))
                 self.result.reserves_released += 1
@@ -367,7 +365,7 @@ class OrderWriter:
                 products = [dict(p, reserve=0 if cancelled else min(float(reserves.get(p["nomenclature"], 0)),
                                                                        p["count"]))
                             for p in content["products"]]
-                self.bimp.update_customer_order({"uuid": uuid, "status": status, "products": products})
+                self.bimp.update_customer_order(uuid, {"status": status, "products": products})
                 self.ledger.done("customer_order", order_id, uuid, chash, dict(detail, status=status))
                 self.result.orders_updated += 1
                 return

@@ -86,7 +86,7 @@ def refresh_keycrm(store: Store, client) -> int:
 
 def refresh_bimp(store: Store, client, *, external_id_source: str) -> int:
     items: list[dict] = []
-    items += rows("organization", client.organizations())
+    items += rows("organization", client.organisations())
     items += rows("warehouse", client.warehouses())
     items += rows("project", client.projects())
     items += rows("line_of_business", client.lines_of_business())
@@ -100,6 +100,7 @@ def refresh_bimp(store: Store, client, *, external_id_source: str) -> int:
     items += rows("employee", client.employees())
     items += rows("price_list", client.price_lists())
     items += rows("order_status", client.order_statuses())
+    items += rows("contract_type", client.contract_types())
     items += rows("nomenclature_group", client.nomenclature_groups(), parent="parentuuid")
     items += rows("nomenclature", client.nomenclature(), article="article", parent="group")
     items += rows("counterparty", client.counterparties(), phone="phoneNumber", email="email")
