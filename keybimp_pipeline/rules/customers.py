@@ -1,0 +1,369 @@
+"""Which Bimp counterparty each KeyCRM order goes to (R-CUST-1..10).
+
+Pure and vectorised: frames and settings in, one decision row per order out.  The writer then creates
+the counterparties marked ``create`` (one per ``create_key``) and the rejections become sync issues.
+
+How the criteria combine (R-CUST-2, R-CUST-4, R-CUST-5, R-CUST-7) — one rule, applied in the priority
+order of ``settings.search_by``:
+
+* Each enabled criterion is a *slot*.  When both ``name`` and ``phone`` are enabled they form ONE slot,
+  ``name+phone``, at the position of whichever of the two comes first (R-CUST-7: both must agree).  A
+  candidate of that slot has the buyer's name key AND the buyer's phone, where "no phone" agrees only
+  with "no phone": an existing "Анна" without a phone is not the incoming "Анна" with a phone.  A buyer
+  with a phone but no name falls back to the phone alone (there is no name to disagree).
+* A slot *finds* a counterparty when exactly one counterparty has the buyer's value (R-CUST-4: the order
+  goes to it whatever the other fields say).  The FIRST slot in priority order that finds exactly one
+  wins.  A slot whose value several counterparties share does not stop the search: a later slot may
+  still find exactly one (e.g. a shared family phone but a personal e-mail).
+* No slot finds exactly one:
+  - some slot was ambiguous -> creation ON: a new counterparty; OFF: ``customer_ambiguous`` (R-CUST-4/5);
+  - nothing found -> creation ON: a new counterparty; OFF: ``customer_not_found`` (R-CUST-3).
+* A buyer with no value for any enabled criterion -> ``buyer_missing`` (creating one would duplicate it on
+  every order, since nothing could find it again).
+* ``fill_for_all`` -> every order to the default counterparty, nothing searched (R-CUST-1).
+
+Orders of one run are decided *as if handled one by one in placement order*: a counterparty created for
+an earlier order is a candidate for later ones.  So two orders of one new buyer, or two buyers with the
+same new phone (phone searched), share one ``create_key``.  The key of a new counterparty is
+``order-<order_id>`` of the order that creates it: stable across re-runs, so the writer's ledger makes the
+creation exactly-once (R-ORCH-6).
+
+The sequential semantics are computed without a loop over orders: a counterparty created earlier in the
+run can only be found through a slot that found *nothing* among existing counterparties (had it found
+one, the earlier order would have matched instead of creating), and at most one new counterparty carries
+each such value.  So "who creates" is a fixed point: start with every order that matched nothing
+as a creator; an order whose open slot meets an earlier creator's value follows that creator instead;
+recompute until stable.  Each round is a merge and a groupby; the number of rounds is the length of the
+longest chain of orders linked through different criteria (2-3 in practice), bounded by the order count.
+Any fixed point equals the one-by-one result (by induction over placement order), so the answer does not
+depend on the round count.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from keybimp_pipeline.rules.issues import IssueCode
+from keybimp_pipeline.rules.normalize import normalize_email, normalize_name, normalize_phone
+from keybimp_pipeline.settings import CustomerSettings
+
+OUTPUT_COLUMNS = ["order_id", "buyer_id", "outcome", "counterparty_uuid", "matched_by", "create_key", "code",
+                  "detail"]
+CREATE_COLUMNS = ["create_key", "order_id", "buyer_id", "name", "phone", "email"]
+
+_SEP = "\x1f"  # joins name key and phone in the name+phone key space; never typed by people
+_NP = "name+phone"
+_LABEL = {"id": "buyer id", "phone": "phone", "email": "e-mail", "name": "name", _NP: "name and phone"}
+_MAX_CANDIDATES = 10
+
+
+def search_slots(settings: CustomerSettings) -> list[str]:
+    """Enabled criteria as slots in priority order; name and phone together become one ``name+phone``."""
+    crit = list(dict.fromkeys(settings.search_by))
+    combined = "name" in crit and "phone" in crit
+    out: list[str] = []
+    for c in crit:
+        if combined and c in ("name", "phone"):
+            if _NP not in out:
+                out.append(_NP)
+        else:
+            out.append(c)
+    return out
+
+
+def _empty_result() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in OUTPUT_COLUMNS})
+    frame["order_id"] = frame["order_id"].astype("int64")
+    frame["buyer_id"] = frame["buyer_id"].astype("Int64")
+    return frame
+
+
+def _obj(values: pd.Series) -> pd.Series:
+    """object dtype, None for missing (the output contract)."""
+    out = values.astype(object)
+    return out.where(out.notna(), None)
+
+
+def _prepared_buyers(buyers: pd.DataFrame, strict: bool) -> pd.DataFrame:
+    """Buyers with comparison keys and their placement position (earliest first decides)."""
+    b = buyers.reset_index(drop=True).copy()
+    b["_row"] = range(len(b))
+    b["buyer_id"] = b["buyer_id"].astype("Int64")
+    placed = pd.to_datetime(b["placed_at"], utc=True)
+    order = pd.DataFrame({"placed": placed, "order_id": b["order_id"], "row": b["_row"]})
+    order = order.sort_values(["placed", "order_id", "row"], kind="stable")
+    b["pos"] = 0
+    b.loc[order.index, "pos"] = range(len(order))
+    b["k_id"] = b["buyer_id"].astype("string")
+    b["k_phone"] = normalize_phone(b["phone"])  # idempotent on E.164; guards against raw input
+    b["k_email"] = normalize_email(b["email"])
+    b["k_name"] = normalize_name(b["full_name"], strict)
+    return b
+
+
+def _record_keys(frame: pd.DataFrame, spaces: set[str], owner: str) -> pd.DataFrame:
+    """The (space, key) a counterparty — existing, or one a buyer would create — can be found by."""
+    parts = []
+    for space in sorted(spaces):
+        if space == _NP:
+            key = frame["k_name"].astype("string") + _SEP + frame["k_phone"].astype("string").fillna("")
+        else:
+            key = frame[f"k_{space}"].astype("string")
+        part = pd.DataFrame({owner: frame[owner].to_numpy(), "space": space, "key": key.to_numpy()})
+        parts.append(part[part["key"].notna()])
+    if not parts:
+        return pd.DataFrame({owner: [], "space": [], "key": []})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _buyer_slots(b: pd.DataFrame, slots: list[str]) -> pd.DataFrame:
+    """One row per (order, enabled slot with a value): pos, prio, criterion, space, key."""
+    parts = []
+    for prio, slot in enumerate(slots):
+        if slot == _NP:
+            has_name = b["k_name"].notna()
+            key = (b["k_name"].astype("string") + _SEP + b["k_phone"].astype("string").fillna("")).where(
+                has_name, b["k_phone"].astype("string"))
+            space = pd.Series(_NP, index=b.index).where(has_name, "phone")
+            criterion = space.map({_NP: _NP, "phone": "phone"})
+        else:
+            key = b[f"k_{slot}"].astype("string")
+            space = pd.Series(slot, index=b.index)
+            criterion = space
+        part = pd.DataFrame({"pos": b["pos"].to_numpy(), "prio": prio, "criterion": criterion.to_numpy(),
+                             "space": space.to_numpy(), "key": key.to_numpy()})
+        parts.append(part[part["key"].notna()])
+    if not parts:
+        return pd.DataFrame({"pos": [], "prio": [], "criterion": [], "space": [], "key": []})
+    out = pd.concat(parts, ignore_index=True)
+    out["key"] = out["key"].astype(str)
+    return out
+
+
+def _existing_keys(counterparties: pd.DataFrame, external_ids: pd.DataFrame, spaces: set[str],
+                   strict: bool) -> pd.DataFrame:
+    """(space, key, uuid) of every existing Bimp counterparty, normalised like the buyers."""
+    cp = pd.DataFrame({
+        "uuid": counterparties["uuid"].astype(str).to_numpy(),
+        "k_phone": normalize_phone(counterparties["phone"]).to_numpy(),
+        "k_email": normalize_email(counterparties["email"]).to_numpy(),
+        "k_name": normalize_name(counterparties["name"], strict).to_numpy(),
+    })
+    keys = _record_keys(cp, spaces - {"id"}, "uuid")
+    if "id" in spaces and len(external_ids):
+        ext = pd.DataFrame({"uuid": external_ids["counterparty_uuid"].astype(str).to_numpy(), "space": "id",
+                            "key": external_ids["external_id"].astype("string").str.strip().to_numpy()})
+        keys = pd.concat([keys, ext[ext["key"].notna() & ext["key"].ne("")]], ignore_index=True)
+    if len(keys):
+        keys["key"] = keys["key"].astype(str)
+    return keys.drop_duplicates(["space", "key", "uuid"]).reset_index(drop=True)
+
+
+def _shown(slots: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
+    """Human text of what a slot searched for: `phone +380…`, `name 'Анна' and phone +380…`."""
+    pos = slots["pos"].to_numpy()
+    name = b.set_index("pos")["full_name"].astype("string").reindex(pos).fillna("").to_numpy()
+    phone = b.set_index("pos")["k_phone"].astype("string").reindex(pos).fillna("no phone").to_numpy()
+    name = pd.Series(name, index=slots.index, dtype="string")
+    phone = pd.Series(phone, index=slots.index, dtype="string")
+    crit = slots["criterion"]
+    text = crit.map(_LABEL).astype("string") + " " + slots["key"].astype("string")
+    text = text.mask(crit.eq("name"), "name '" + name + "'")
+    text = text.mask(crit.eq(_NP), "name '" + name + "' and phone " + phone)
+    return text
+
+
+def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external_ids: pd.DataFrame,
+                    settings: CustomerSettings) -> pd.DataFrame:
+    """One decision per order: ``default`` | ``matched`` | ``create`` | ``rejected`` (see module doc).
+
+    ``buyers``: order_id, buyer_id (Int64), full_name, phone (E.164), email, placed_at (UTC).
+    ``counterparties``: uuid, name, phone, email as Bimp holds them (normalised here).
+    ``external_ids``: counterparty_uuid, external_id (the KeyCRM buyer id the pipeline stored).
+    With ``fill_for_all`` the ``counterparty_uuid`` is ``settings.default_customer`` as given: callers
+    pass settings whose references are already resolved to uuids.
+    Returns OUTPUT_COLUMNS in the buyers' row order.
+    """
+    if buyers.empty:
+        return _empty_result()
+    n_orders = len(buyers)
+    out = pd.DataFrame({
+        "order_id": buyers["order_id"].to_numpy(),
+        "buyer_id": buyers["buyer_id"].astype("Int64").to_numpy(),
+        "outcome": [None] * n_orders, "counterparty_uuid": [None] * n_orders,
+        "matched_by": [None] * n_orders, "create_key": [None] * n_orders,
+        "code": [None] * n_orders, "detail": [None] * n_orders,
+    }).astype({"outcome": object, "counterparty_uuid": object, "matched_by": object, "create_key": object,
+               "code": object, "detail": object})
+    if settings.fill_for_all:  # R-CUST-1
+        out["outcome"] = "default"
+        out["counterparty_uuid"] = settings.default_customer
+        out["matched_by"] = "default"
+        return out
+
+    b = _prepared_buyers(buyers, settings.strict_names)
+    slots = search_slots(settings)
+    spaces = {s for s in slots} | ({"phone"} if _NP in slots else set())
+    bs = _buyer_slots(b, slots)
+    existing = _existing_keys(counterparties, external_ids, spaces, settings.strict_names)
+    stats = (existing.groupby(["space", "key"], sort=False)
+             .agg(n=("uuid", "nunique"), uuid=("uuid", "first")).reset_index())
+    bs = bs.merge(stats, on=["space", "key"], how="left")
+    bs["n"] = bs["n"].fillna(0).astype(int)
+
+    pos_order_id = b.set_index("pos")["order_id"]
+    searchable = pd.Index(bs["pos"].unique())
+    exist_hit = bs[bs["n"].eq(1)].sort_values(["pos", "prio"]).drop_duplicates("pos").set_index("pos")
+    ambiguous = bs[bs["n"].ge(2)].sort_values(["pos", "prio"]).drop_duplicates("pos").set_index("pos")
+    potential = searchable.difference(exist_hit.index)  # matched nothing existing: would create
+
+    follow = pd.DataFrame({"prio": [], "cpos": [], "criterion": []}).rename_axis("pos")
+    creators = potential
+    if settings.allow_create and len(potential):
+        open_slots = bs[bs["n"].eq(0)][["pos", "prio", "criterion", "space", "key"]]
+        cand = _record_keys(b[b["pos"].isin(potential)], spaces, "pos")
+        cand["key"] = cand["key"].astype(str)
+        for _ in range(n_orders + 1):
+            follow = _followers(open_slots, cand[cand["pos"].isin(creators)])
+            new_creators = potential.difference(follow.index)
+            if new_creators.equals(creators):
+                break
+            creators = new_creators
+        # an order with an existing hit may still meet an earlier new counterparty at a higher priority
+        follow = follow[~follow.index.isin(exist_hit.index)
+                        | (follow["prio"] < exist_hit["prio"].reindex(follow.index).fillna(len(slots)))]
+
+    row_of_pos = pd.Series(b.index.to_numpy(), index=b["pos"].to_numpy())
+
+    def rows(positions: pd.Index) -> pd.Index:
+        return pd.Index(row_of_pos.reindex(positions).to_numpy())
+
+    # buyer_missing: nothing to search by
+    missing = pd.Index(b["pos"]).difference(searchable)
+    r = rows(missing)
+    out.loc[r, ["outcome", "code"]] = ["rejected", IssueCode.BUYER_MISSING.value]
+    out.loc[r, "detail"] = ("the buyer has no " + " or ".join(_LABEL[s].replace(" and ", " or ") for s in slots)
+                            + " to search by (customers.search_by: " + ", ".join(settings.search_by) + ")")
+
+    # matched to an existing counterparty (unless an earlier new one wins at a higher priority)
+    matched = exist_hit.index.difference(follow.index)
+    r = rows(matched)
+    out.loc[r, "outcome"] = "matched"
+    out.loc[r, "counterparty_uuid"] = exist_hit.loc[matched, "uuid"].to_numpy()
+    out.loc[r, "matched_by"] = exist_hit.loc[matched, "criterion"].to_numpy()
+
+    if settings.allow_create:
+        # creators: a new counterparty each
+        r = rows(creators)
+        out.loc[r, "outcome"] = "create"
+        out.loc[r, "create_key"] = ("order-" + pos_order_id.reindex(creators).astype(str)).to_numpy()
+        out.loc[r, "detail"] = _create_detail(creators, bs, ambiguous, existing, counterparties, b).to_numpy()
+        # followers: the new counterparty of an earlier order in this run
+        r = rows(follow.index)
+        out.loc[r, "outcome"] = "create"
+        out.loc[r, "matched_by"] = follow["criterion"].to_numpy()
+        out.loc[r, "create_key"] = ("order-" + pos_order_id.reindex(follow["cpos"].astype(int)).astype(str)
+                                    ).to_numpy()
+        out.loc[r, "detail"] = ("same new counterparty as order "
+                                + pos_order_id.reindex(follow["cpos"].astype(int)).astype(str)).to_numpy()
+    else:
+        amb = potential.intersection(ambiguous.index)
+        r = rows(amb)
+        out.loc[r, ["outcome", "code"]] = ["rejected", IssueCode.CUSTOMER_AMBIGUOUS.value]
+        out.loc[r, "detail"] = _ambiguous_detail(amb, ambiguous, existing, counterparties, b).to_numpy()
+        nf = potential.difference(ambiguous.index)
+        r = rows(nf)
+        out.loc[r, ["outcome", "code"]] = ["rejected", IssueCode.CUSTOMER_NOT_FOUND.value]
+        out.loc[r, "detail"] = _not_found_detail(nf, bs, b).to_numpy()
+    return out
+
+
+def _followers(open_slots: pd.DataFrame, creator_keys: pd.DataFrame) -> pd.DataFrame:
+    """For each order: its highest-priority open slot that meets an EARLIER creator's value."""
+    first = creator_keys.groupby(["space", "key"], sort=False)["pos"].min().rename("cpos").reset_index()
+    hits = open_slots.merge(first, on=["space", "key"], how="inner")
+    hits = hits[hits["cpos"] < hits["pos"]]
+    hits = hits.sort_values(["pos", "prio"]).drop_duplicates("pos")
+    return hits.set_index("pos")[["prio", "cpos", "criterion"]]
+
+
+def _candidates_text(keys: pd.DataFrame, existing: pd.DataFrame, counterparties: pd.DataFrame) -> pd.Series:
+    """Per (space, key): "uuid 'Name', uuid 'Name'" of the counterparties sharing it (first few)."""
+    names = pd.Series(counterparties["name"].astype("string").fillna("").to_numpy(),
+                      index=counterparties["uuid"].astype(str).to_numpy())
+    names = names[~names.index.duplicated()]
+    cands = existing.merge(keys[["space", "key"]].drop_duplicates(), on=["space", "key"])
+    cands = cands.sort_values(["space", "key", "uuid"])
+    cands = cands[cands.groupby(["space", "key"]).cumcount() < _MAX_CANDIDATES]
+    cands["text"] = cands["uuid"] + " '" + cands["uuid"].map(names).fillna("") + "'"
+    return cands.groupby(["space", "key"])["text"].agg(", ".join)
+
+
+def _ambiguous_text(positions: pd.Index, ambiguous: pd.DataFrame, existing: pd.DataFrame,
+                    counterparties: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
+    rows = ambiguous.loc[positions].rename_axis("pos").reset_index()
+    if rows.empty:
+        return pd.Series([], dtype=object, index=positions)
+    text = _candidates_text(rows, existing, counterparties)
+    listed = pd.Series(list(zip(rows["space"], rows["key"]))).map(text).fillna("")
+    shown = _shown(rows, b).reset_index(drop=True)
+    detail = shown + " is shared by " + rows["n"].astype(str) + " counterparties: " + listed
+    return pd.Series(detail.to_numpy(), index=positions)
+
+
+def _ambiguous_detail(positions: pd.Index, ambiguous: pd.DataFrame, existing: pd.DataFrame,
+                      counterparties: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
+    return _ambiguous_text(positions, ambiguous, existing, counterparties, b) + \
+        " and creating customers is off"
+
+
+def _not_found_detail(positions: pd.Index, bs: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
+    rows = bs[bs["pos"].isin(positions)].sort_values(["pos", "prio"])
+    if rows.empty:
+        return pd.Series([], dtype=object, index=positions)
+    shown = _shown(rows, b)
+    joined = shown.groupby(rows["pos"]).agg(", ".join)
+    return ("no counterparty found by " + joined).reindex(positions)
+
+
+def _create_detail(positions: pd.Index, bs: pd.DataFrame, ambiguous: pd.DataFrame, existing: pd.DataFrame,
+                   counterparties: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
+    amb = positions.intersection(ambiguous.index)
+    nf = positions.difference(ambiguous.index)
+    parts = []
+    if len(amb):
+        parts.append(_ambiguous_text(amb, ambiguous, existing, counterparties, b)
+                     + "; a new counterparty is created")
+    if len(nf):
+        parts.append(_not_found_detail(nf, bs, b) + "; a new counterparty is created")
+    if not parts:
+        return pd.Series([], dtype=object, index=positions)
+    return pd.concat(parts).reindex(positions)
+
+
+def counterparties_to_create(matched: pd.DataFrame, buyers: pd.DataFrame) -> pd.DataFrame:
+    """One row per ``create_key``: the data the new counterparty gets (R-CUST-8: as at creation).
+
+    The data come from the first order of the key in placement order (the order that creates it):
+    name as the buyer typed it (display form, so strict name search finds it again), phone and e-mail
+    normalised, and the KeyCRM buyer id to store as the counterparty's external id (the ``id`` search).
+    """
+    creates = matched[matched["outcome"].eq("create")][["order_id", "create_key"]]
+    if creates.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in CREATE_COLUMNS})
+    b = buyers[["order_id", "buyer_id", "full_name", "phone", "email", "placed_at"]].copy()
+    b["placed_at"] = pd.to_datetime(b["placed_at"], utc=True)
+    rows = creates.merge(b, on="order_id", how="left")
+    rows = rows.sort_values(["create_key", "placed_at", "order_id"], kind="stable").drop_duplicates("create_key")
+    rows = rows.sort_values(["placed_at", "order_id"], kind="stable")
+    return pd.DataFrame({
+        "create_key": rows["create_key"].to_numpy(),
+        "order_id": rows["order_id"].to_numpy(),
+        "buyer_id": rows["buyer_id"].astype("Int64").to_numpy(),
+        "name": _obj(rows["full_name"]).to_numpy(),
+        "phone": normalize_phone(rows["phone"]).to_numpy(),
+        "email": normalize_email(rows["email"]).to_numpy(),
+    }).reset_index(drop=True)
+
+
+__all__ = ["CREATE_COLUMNS", "OUTPUT_COLUMNS", "counterparties_to_create", "match_customers", "search_slots"]
