@@ -61,6 +61,59 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _materialize_upload(name: str, selection: list[str], run_config: dict | None = None):
+    _dagster_home()
+    import dagster as dg
+
+    from keybimp_pipeline import definitions
+
+    definitions.SETTINGS.get(name)
+    assets = [a for a in definitions.UPLOAD_ASSETS if any(k.to_user_string() in selection for k in a.keys)]
+    return dg.materialize(assets + list(definitions.UPLOAD_CHECKS), partition_key=name,
+                          instance=dg.DagsterInstance.get(), resources={"keybimp": definitions.resources.Keybimp()},
+                          run_config=run_config or {}, raise_on_error=False, selection=selection,
+                          tags={"keybimp/integration": name, "keybimp/trigger": "cli"})
+
+
+def _asset_metadata(result, asset: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.to_user_string() == asset:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    return {}
+
+
+def cmd_stocks(args: argparse.Namespace) -> int:
+    """Plan, guard and upload stocks; a blocked plan prints its preview and uploads nothing."""
+    result = _materialize_upload(args.name, ["stock_upload_plan", "keycrm_stock_upload"],
+                                 {"ops": {"stock_upload_plan": {"config": {"confirm": bool(args.confirm)}}}})
+    plan = _asset_metadata(result, "stock_upload_plan")
+    if plan:
+        print(plan.get("preview", ""))
+    upload = _asset_metadata(result, "keycrm_stock_upload")
+    if upload:
+        print(f"uploaded {upload['stocks_sent']} stocks in {upload['requests']} requests "
+              f"(floor {upload['request_floor']})")
+        return 0
+    if plan.get("blocked") and not args.confirm:
+        print(f"\nnothing uploaded: the migration guard stopped it. Check the preview, then "
+              f"`keybimp stocks {args.name} --confirm`.")
+        return 3
+    print("the stock upload failed: see the run in the Dagster UI", file=sys.stderr)
+    return 1
+
+
+def cmd_prices(args: argparse.Namespace) -> int:
+    result = _materialize_upload(args.name, ["keycrm_price_upload"])
+    meta = _asset_metadata(result, "keycrm_price_upload")
+    if not meta:
+        print("the price upload failed: see the run in the Dagster UI", file=sys.stderr)
+        return 1
+    print(f"prices updated: {meta['updates']} in {meta['requests']} requests; items created in KeyCRM: "
+          f"{meta['created']}; Bimp items KeyCRM lacks by SKU: {meta['would_create']} "
+          f"(of which {meta['similar_skus']} look like a typo of an existing SKU)")
+    return 0
+
+
 def summarize(name: str) -> dict:
     from keybimp_pipeline.storage.db import Store
 
@@ -182,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true")
     p.add_argument("--orders", type=int, default=0)
     p.set_defaults(func=cmd_emulate)
+    p = sub.add_parser("stocks", help="upload Bimp stocks to KeyCRM (behind the migration guard)")
+    p.add_argument("name")
+    p.add_argument("--confirm", action="store_true", help="let an upload the guard stopped through")
+    p.set_defaults(func=cmd_stocks)
+    p = sub.add_parser("prices", help="upload Bimp prices to KeyCRM")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_prices)
     for name in ("start", "pause"):
         p = sub.add_parser(name, help=f"{name} all automations of an integration")
         p.add_argument("name")
