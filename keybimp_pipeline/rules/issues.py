@@ -65,6 +65,13 @@ class IssueCode(str, Enum):
         "Кілька товарів у Bimp мають однаковий артикул, тож замовлення не створено. "
         "Залиште артикул лише на одному товарі.",
     )
+    PRODUCT_AMBIGUOUS_NAME = (
+        "product_ambiguous_name",
+        "Several Bimp items have the line's name (name search), so the order was not created. "
+        "Rename the duplicates in Bimp or search products by SKU.",
+        "Кілька товарів у Bimp мають таку саму назву (пошук за назвою), тож замовлення не створено. "
+        "Перейменуйте дублікати в Bimp або шукайте товари за артикулом.",
+    )
     DELIVERY_SERVICE_MISSING = (
         "delivery_service_missing",
         "The order has a shipping cost but no delivery service item is configured; it was created without "
