@@ -28,8 +28,18 @@ from keybimp_pipeline.emulators.bimp.seed import (
     uid,
 )
 
-__all__ = ["BimpAsgi", "BimpServer", "bimp_app", "bimp_asgi", "bimp_server", "bimp_state", "bimp_ids",
-           "DEMO_COMPANY_CODE", "DEMO_EMAIL", "DEMO_PASSWORD"]
+__all__ = [
+    "DEMO_COMPANY_CODE",
+    "DEMO_EMAIL",
+    "DEMO_PASSWORD",
+    "BimpAsgi",
+    "BimpServer",
+    "bimp_app",
+    "bimp_asgi",
+    "bimp_ids",
+    "bimp_server",
+    "bimp_state",
+]
 
 
 def bimp_ids(code: str = DEMO_COMPANY_CODE) -> dict[str, str]:

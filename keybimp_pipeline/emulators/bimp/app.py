@@ -19,7 +19,7 @@ import random
 import secrets
 import time
 from collections import defaultdict, deque
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -81,10 +81,10 @@ class BimpEmulator:
     def now(self) -> datetime:
         if self.frozen is not None:
             return self.frozen
-        return datetime.now(timezone.utc) + self.offset
+        return datetime.now(UTC) + self.offset
 
     def now_naive(self) -> datetime:
-        return self.now().astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)
+        return self.now().astimezone(UTC).replace(tzinfo=None, microsecond=0)
 
     # ------------------------------------------------------------------ tokens
     def issue(self, kind: str, email: str, company: str | None = None) -> str:
@@ -299,7 +299,7 @@ def create_app(state: dict | None = None, *, token_ttl_s: int = 3600) -> Starlet
 
 def _aware(text: str) -> datetime:
     dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _injected_fault(emu: BimpEmulator, path: str) -> Response | None:

@@ -8,9 +8,10 @@ raises ApiError.  Field names follow bimp-openapi.json exactly (typos included).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from keybimp_pipeline.emulators.bimp.store import (
     ApiError,

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections import defaultdict
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 Num = Decimal | int
 
@@ -84,7 +85,7 @@ def parse_dt(value: Any) -> datetime | None:
     text = value.strip().replace("Z", "+00:00")
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt
 
 
@@ -240,7 +241,7 @@ class Company:
         """A ``{uuid, name}`` reference as document reads return them (None when unset)."""
         if not key:
             return None
-        item = self.ref(kind, key)
+        item = self.ref(kind, key) if kind in self.ref_index else None
         if item is None and kind in self.c:
             item = self.c[kind].get(key)
         return {"uuid": key, "name": (item or {}).get("name") or ""}
