@@ -189,7 +189,7 @@ def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external
     n_orders = len(buyers)
     out = pd.DataFrame({
         "order_id": buyers["order_id"].to_numpy(),
-        "buyer_id": buyers["buyer_id"].astype("Int64").to_numpy(),
+        "buyer_id": buyers["buyer_id"].astype("Int64").array,
         "outcome": [None] * n_orders, "counterparty_uuid": [None] * n_orders,
         "matched_by": [None] * n_orders, "create_key": [None] * n_orders,
         "code": [None] * n_orders, "detail": [None] * n_orders,
@@ -359,7 +359,7 @@ def counterparties_to_create(matched: pd.DataFrame, buyers: pd.DataFrame) -> pd.
     return pd.DataFrame({
         "create_key": rows["create_key"].to_numpy(),
         "order_id": rows["order_id"].to_numpy(),
-        "buyer_id": rows["buyer_id"].astype("Int64").to_numpy(),
+        "buyer_id": rows["buyer_id"].astype("Int64").array,
         "name": _obj(rows["full_name"]).to_numpy(),
         "phone": normalize_phone(rows["phone"]).to_numpy(),
         "email": normalize_email(rows["email"]).to_numpy(),
