@@ -55,8 +55,9 @@ def join_per_group(text: pd.Series, key: pd.Series, sep: str = "; ") -> pd.Serie
 
 def _prepare(lines: pd.DataFrame, free_stock: pd.DataFrame) -> pd.DataFrame:
     """Sort goods lines in consumption order and attach each item's free stock."""
-    goods = lines.loc[~lines["is_service"].astype(bool)].copy()
-    goods["_row"] = goods.index
+    is_goods = ~lines["is_service"].fillna(False).astype(bool).to_numpy()
+    goods = lines.loc[is_goods].copy()
+    goods["_row"] = np.flatnonzero(is_goods)  # positions, so a duplicated caller index does no harm
     goods["quantity"] = goods["quantity"].astype("float64").clip(lower=0.0)
     free = (
         free_stock.groupby("nomenclature_uuid", sort=False)["free"].sum()
@@ -168,7 +169,9 @@ def compute_reserves(
         before = goods.groupby("nomenclature_uuid", sort=False)["quantity"].cumsum() - goods["quantity"]
         remaining = (goods["_free"] - before).clip(lower=0.0)
         reserve = np.minimum(goods["quantity"], remaining)
-        out.loc[goods["_row"], "reserve"] = reserve.to_numpy()
+        values = np.zeros(len(out))
+        values[goods["_row"].to_numpy()] = reserve.to_numpy()
+        out["reserve"] = values
         return out, rejected
 
     # full
@@ -176,7 +179,9 @@ def compute_reserves(
     accepted = _full_mode_accept(demand)
     accepted_by_order = pd.Series(accepted, index=demand.orders)
     ok_rows = goods["order_id"].map(accepted_by_order).to_numpy(dtype=bool)
-    out.loc[goods["_row"].to_numpy()[ok_rows], "reserve"] = goods["quantity"].to_numpy()[ok_rows]
+    values = np.zeros(len(out))
+    values[goods["_row"].to_numpy()[ok_rows]] = goods["quantity"].to_numpy()[ok_rows]
+    out["reserve"] = values
 
     if not accepted.all():
         row_ok = accepted[demand.order_code]

@@ -189,3 +189,11 @@ def test_R_MAIN_3_full_mode_on_100k_lines_is_fast():
     assert time.perf_counter() - started < 10
     assert 0 < len(rejected) < n // 2
     assert (out.groupby("nomenclature_uuid")["reserve"].sum() <= 40).all()
+
+
+def test_R_MAIN_3_caller_index_is_kept_even_when_duplicated():
+    lines = _lines([(1, 1, "lamp", 1, 0, False), (2, 1, "lamp", 1, 1, False)]).set_index(pd.Index([5, 5]))
+    for mode in ("full", "available_only"):
+        out, _ = compute_reserves(lines, _free(lamp=1), mode)
+        assert out.index.tolist() == [5, 5]
+        assert out["reserve"].tolist() == [1.0, 0.0]
