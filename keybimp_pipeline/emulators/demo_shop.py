@@ -30,10 +30,10 @@ __all__ = [
     "DEMO_COMPANY_UUID",
     "DEMO_KEYCRM_KEY",
     "DEMO_KEYCRM_KEY_2",
+    "bimp_state",
     "generate_demo",
     "iter_demo_orders",
     "keycrm_state",
-    "bimp_state",
     "shop_order_count",
 ]
 
@@ -67,8 +67,6 @@ _STATUSES = [
     (19, "canceled", "canceled", 6, True, False),
     (20, "Повернення", "returned", 6, True, False),
 ]
-_STATUS_ID = np.array([s[0] for s in _STATUSES])
-_STATUS_GROUP = np.array([s[3] for s in _STATUSES])
 
 #: Payment methods: id, name, alias.
 PM_COD, PM_CARD, PM_BANK = 1, 2, 3
@@ -364,7 +362,7 @@ def _catalogue(shop: int, orders: int, seed: int) -> _Catalogue:
             barcode = f"482{int(prng.integers(10**9, 10**10 - 1)):010d}" if prng.random() < 0.6 else None
             p.offers.append(len(offers))
             offers.append(_Offer(sku=sku, product=len(products), name=disp, properties=props,
-                                 price=price * 100, purchased=int(round(price * purchased_pct * 100)),
+                                 price=price * 100, purchased=round(price * purchased_pct * 100),
                                  barcode=barcode))
         products.append(p)
     for gname, gsku in _GIFTS:
@@ -550,6 +548,7 @@ class _Plan:
     buyers: _Buyers
     buyer_created: np.ndarray  # int64 epoch seconds per buyer
     buyer_ts: list[str] = field(default_factory=list)  # the same, formatted
+    buyer_objs: list[dict] = field(default_factory=list)  # the buyer as embedded in an order
 
 
 def _plan(orders: int, seed: int, days: int, end: date, shop: int) -> _Plan:
@@ -572,8 +571,15 @@ def _plan(orders: int, seed: int, days: int, end: date, shop: int) -> _Plan:
     np.minimum.at(first, buyer, created)
     early = start - rng.integers(86400, 400 * 86400, nb)
     buyer_created = np.where(first == np.iinfo(np.int64).max, early, first)
+    buyer_ts = _ts(buyer_created)
+    buyer_objs = [
+        {"id": k + 1, "company_id": None, "full_name": buyers.full_name[k], "birthday": None,
+         "phone": buyers.phone[k], "email": buyers.email[k], "note": None, "manager_id": buyers.manager_id[k],
+         "has_duplicates": 0, "deleted_at": None, "created_at": buyer_ts[k], "updated_at": buyer_ts[k]}
+        for k in range(nb)
+    ]
     return _Plan(n=n, created=created, buyer=buyer, now=now, catalogue=_catalogue(shop, orders, seed),
-                 buyers=buyers, buyer_created=buyer_created, buyer_ts=_ts(buyer_created))
+                 buyers=buyers, buyer_created=buyer_created, buyer_ts=buyer_ts, buyer_objs=buyer_objs)
 
 
 def iter_demo_orders(orders: int = 3000, *, seed: int = 20261203, days: int = 90, end: date = date(2026, 12, 1),
@@ -693,7 +699,6 @@ def _order_chunk(plan: _Plan, c0: int, c1: int, seed: int, shop: int, line_id: i
 
     offers = cat.offers
     b = plan.buyers
-    s_buyer_created = plan.buyer_ts
     wh_obj = {w: {"id": w, "name": n, "description": None, "is_active": True} for w, n in _KC_WAREHOUSES}
     offer_id_of = list(range(1, len(offers) + 1))
     product_id_of = [o.product + 1 for o in offers]
@@ -709,284 +714,274 @@ def _order_chunk(plan: _Plan, c0: int, c1: int, seed: int, shop: int, line_id: i
                              postomat, other_recipient, tracking, source_no, line_offer, line_qty,
                              line_disc_pct, bounds))
 
+    # Per-offer line templates and per-buyer dicts: copying a prepared dict is far cheaper than building one.
+    line_tpl = [_line_template(of, offer_id_of[i], product_id_of[i]) for i, of in enumerate(offers)]
+    buyer_tpl = plan.buyer_objs
+    wh_list = {w: wh_obj[w] for w in wh_obj}
     out: list[dict] = []
+    append = out.append
     for k in range(m):
         oid = c0 + k + 1
-        st = int(status[k])
-        bi = int(buyer[k])
+        st = status[k]
+        bi = buyer[k]
         ts_c = s_created[k]
+        wh = wh_list[warehouse[k]]
         # lines
         lines = []
         seen: dict[int, dict] = {}
         products_total = 0
         purchased_total = 0
         line_disc_total = 0
+        lid = line_id
         for j in range(bounds[k], bounds[k + 1]):
-            oi = int(line_offer[j])
-            q = int(line_qty[j])
-            if oi in seen:  # the same offer picked twice: one line with a larger quantity
-                ln = seen[oi]
-                ln["quantity"] += q
-                unit_sold = ln["_sold"]
-                products_total += unit_sold * q
-                purchased_total += offers[oi].purchased * q
-                line_disc_total += ln["_disc"] * q
-                ln["total_discount"] = _money(ln["_disc"] * ln["quantity"])
-                continue
+            oi = line_offer[j]
+            q = line_qty[j]
             of = offers[oi]
-            pct = int(line_disc_pct[j])
-            disc = of.price * pct // 100
-            sold = of.price - disc
-            ln = _line(line_id + len(lines), of, oi, offer_id_of[oi], product_id_of[oi], q, sold, disc, pct,
-                       None, wh_obj[int(warehouse[k])], ts_c)
-            ln["_sold"], ln["_disc"] = sold, disc
+            ln = seen.get(oi)
+            if ln is not None:  # the same offer picked twice: one line with a larger quantity
+                disc = ln["_disc"]
+                ln["quantity"] += q
+                products_total += (of.price - disc) * q
+                purchased_total += of.purchased * q
+                line_disc_total += disc * q
+                if disc:
+                    ln["total_discount"] = _money(disc * ln["quantity"])
+                continue
+            pct = line_disc_pct[j]
+            ln = _new_line(line_tpl[oi], lid, q, ts_c, wh)
+            lid += 1
+            disc = 0
+            if pct:
+                disc = of.price * pct // 100
+                ln["discount_amount"] = _money(disc)
+                ln["discount_percent"] = pct
+                ln["total_discount"] = _money(disc * q)
+                ln["price_sold"] = _money(of.price - disc)
+            ln["_disc"] = disc
             seen[oi] = ln
             lines.append(ln)
-            products_total += sold * q
+            products_total += (of.price - disc) * q
             purchased_total += of.purchased * q
             line_disc_total += disc * q
         if gift[k]:
-            gi = int(gift_offer[k])
+            gi = gift_offer[k]
             if gi not in seen:
-                lines.append(_line(line_id + len(lines), offers[gi], gi, offer_id_of[gi], product_id_of[gi], 1, 0,
-                                   0, 0, "Подарунок", wh_obj[int(warehouse[k])], ts_c))
+                ln = _new_line(line_tpl[gi], lid, 1, ts_c, wh)
+                ln["comment"] = "Подарунок"
+                ln["_disc"] = 0
+                lid += 1
+                lines.append(ln)
                 purchased_total += offers[gi].purchased
         for ln in lines:
-            ln.pop("_sold", None)
-            ln.pop("_disc", None)
-        line_id += len(lines)
+            del ln["_disc"]
+        line_id = lid
 
         # totals (kopiyky)
-        dk = int(order_disc_kind[k])
+        dk = order_disc_kind[k]
         if dk == 1:
-            order_disc = min(int(order_disc_fixed[k]) * 100, products_total // 2)
+            order_disc = min(order_disc_fixed[k] * 100, products_total // 2)
             disc_pct = None
         elif dk == 2:
-            disc_pct = int(order_disc_pct[k])
+            disc_pct = order_disc_pct[k]
             order_disc = products_total * disc_pct // 100
         else:
             order_disc, disc_pct = 0, None
-        ship_kop = int(shipping_cost[k]) * 100 if products_total < 150000 else 0
+        ship_kop = shipping_cost[k] * 100 if products_total < 150000 else 0
         grand = products_total - order_disc + ship_kop
 
         # payments
-        pays = []
-        m_id = int(method[k])
+        m_id = method[k]
         if prepay[k]:
             pre = min(20000, grand)
             pre_status = "paid" if st != CANCELED else "canceled"
-            pays.append(_payment(pay_id, oid, PM_CARD, pre, pre_status, s_card[k], "Передоплата", True, oid))
             rest_status = "paid" if st in (COMPLETED, RETURNED) else ("canceled" if st == CANCELED else "not_paid")
-            pays.append(_payment(pay_id + 1, oid, PM_COD, grand - pre, rest_status,
-                                 s_cod[k] if rest_status == "paid" else ts_c, None, False, oid))
+            pays = [_payment(pay_id, oid, PM_CARD, pre, pre_status, s_card[k], "Передоплата", True),
+                    _payment(pay_id + 1, oid, PM_COD, grand - pre, rest_status,
+                             s_cod[k] if rest_status == "paid" else ts_c, None, False)]
+            paid_total = (pre if pre_status == "paid" else 0) + (grand - pre if rest_status == "paid" else 0)
         else:
             if m_id == PM_CARD:
                 if st == CANCELED:
                     p_status, p_at = ("canceled" if card_paid[k] else "not_paid"), ts_c
-                elif card_paid[k] or st in (COMPLETED, RETURNED):
+                elif card_paid[k] or st == COMPLETED or st == RETURNED:
                     p_status, p_at = "paid", s_card[k]
                 else:
                     p_status, p_at = "not_paid", ts_c
             elif m_id == PM_BANK:
-                paid = st in (DELIVERY, COMPLETED, RETURNED) or (st == IN_PROGRESS and bank_paid_early[k])
+                paid = st == DELIVERY or st == COMPLETED or st == RETURNED or (st == IN_PROGRESS
+                                                                                and bank_paid_early[k])
                 p_status = "paid" if paid else ("canceled" if st == CANCELED else "not_paid")
                 p_at = s_bank[k] if paid else ts_c
             else:
-                paid = st in (COMPLETED, RETURNED)
+                paid = st == COMPLETED or st == RETURNED
                 p_status = "paid" if paid else ("canceled" if st == CANCELED else "not_paid")
                 p_at = s_cod[k] if paid else ts_c
-            pays.append(_payment(pay_id, oid, m_id, grand, p_status, p_at, None, m_id == PM_CARD, oid))
+            pays = [_payment(pay_id, oid, m_id, grand, p_status, p_at, None, m_id == PM_CARD)]
+            paid_total = grand if p_status == "paid" else 0
         pay_id += len(pays)
-        paid_total = sum(p["_kop"] for p in pays if p["status"] == "paid")
-        for p in pays:
-            p.pop("_kop")
         pay_status = ("not_paid" if paid_total == 0 else "paid" if paid_total == grand
                       else "overpaid" if paid_total > grand else "part_paid")
-        last_pay = max((p["updated_at"] for p in pays), default=ts_c)
-        upd = max(s_updated[k], last_pay)
+        upd = s_updated[k]
+        for p in pays:
+            upd = max(upd, p["updated_at"])
 
         # shipping
-        d = int(delivery[k])
-        recipient = b.full_name[bi].strip() if not other_recipient[k] else "Отримувач " + b.full_name[bi].split()[-1]
+        d = delivery[k]
+        bname = b.full_name[bi]
+        recipient = bname.strip() if not other_recipient[k] else "Отримувач " + bname.split()[-1]
         if d == 2:
             cname, region, zip_ = _CITIES[0]
-            point, secondary = "Самовивіз зі складу Київ", None
+            point = "Самовивіз зі складу Київ"
         else:
-            cname, region, zip_ = _CITIES[int(city[k])]
+            cname, region, zip_ = _CITIES[city[k]]
             if d == 0:
                 point = f"Поштомат №{branch[k] * 13}" if postomat[k] else f"Відділення №{branch[k]}"
-                secondary = None
             else:
-                point, secondary = f"Відділення {zip_[:3]}{branch[k] % 100:02d}", None
-        is_shipped = bool(shipped[k])
-        track = None
-        if is_shipped and d == 0:
-            track = f"2045{tracking[k]}"
-        elif is_shipped and d == 1:
-            track = f"0500{tracking[k] % 10**9:09d}"
-        shipping = {
-            "delivery_service_id": _DELIVERY_SERVICES[d][0],
-            "tracking_code": track,
-            "shipping_status": ("returned" if st == RETURNED else "delivered" if st == COMPLETED
-                                else "in_transit" if st == DELIVERY else None),
-            "shipping_address_city": cname,
-            "shipping_address_country": "Україна",
-            "shipping_address_country_code": "UA",
-            "shipping_address_region": region,
-            "shipping_address_zip": zip_,
-            "shipping_secondary_line": secondary,
-            "shipping_receive_point": point,
-            "recipient_full_name": recipient,
-            "recipient_phone": b.phone[bi],
-            "shipping_date": s_ship[k] if is_shipped else None,
-            "shipping_date_actual": s_ship[k] if is_shipped else None,
-        }
+                point = f"Відділення {zip_[:3]}{branch[k] % 100:02d}"
+        shipping = _SHIPPING_TPL.copy()
+        shipping["delivery_service_id"] = d + 1
+        shipping["shipping_address_city"] = cname
+        shipping["shipping_address_region"] = region
+        shipping["shipping_address_zip"] = zip_
+        shipping["shipping_receive_point"] = point
+        shipping["recipient_full_name"] = recipient
+        shipping["recipient_phone"] = b.phone[bi]
+        if shipped[k]:
+            if d == 0:
+                shipping["tracking_code"] = f"2045{tracking[k]}"
+            elif d == 1:
+                shipping["tracking_code"] = f"0500{tracking[k] % 10**9:09d}"
+            shipping["shipping_status"] = ("returned" if st == RETURNED else "delivered" if st == COMPLETED
+                                           else "in_transit")
+            shipping["shipping_date"] = shipping["shipping_date_actual"] = s_ship[k]
 
-        closed = st in (COMPLETED, CANCELED, RETURNED)
-        s_idx = int(src[k])
-        src_id = _SOURCES[s_idx][0]
-        source_uuid = (str(source_no[k]) if src_id == 1 else f"№{source_no[k]}" if src_id == 4
-                       else str(source_no[k] * 10 + 3) if src_id == 3 else None)
-        margin = products_total - order_disc - purchased_total
-        buyer_obj = {
-            "id": bi + 1,
-            "company_id": None,
-            "full_name": b.full_name[bi],
-            "birthday": None,
-            "phone": b.phone[bi],
-            "email": b.email[bi],
-            "note": None,
-            "manager_id": b.manager_id[bi],
-            "has_duplicates": 0,
-            "deleted_at": None,
-            "created_at": s_buyer_created[bi],
-            "updated_at": s_buyer_created[bi],
-        }
-        status_tuple = _STATUSES[st]
-        out.append({
-            "id": oid,
-            "source_uuid": source_uuid,
-            "global_source_uuid": None,
-            "status_on_source": None,
-            "source_id": src_id,
-            "client_id": bi + 1,
-            "grand_total": _money(grand),
-            "total_discount": _money(line_disc_total + order_disc),
-            "margin_sum": _money(margin),
-            "expenses_sum": 0,
-            "discount_amount": _money(order_disc) if order_disc else None,
-            "discount_percent": disc_pct,
-            "shipping_price": _money(ship_kop) if ship_kop else None,
-            "taxes": None,
-            "register_id": None,
-            "fiscal_result": [],
-            "fiscal_status": None,
-            "shipping_type_id": None,
-            "manager_id": int(manager[k]),
-            "status_group_id": status_tuple[3],
-            "status_id": status_tuple[0],
-            "closed_from": None,
-            "status_changed_at": s_changed[k],
-            "status_expired_at": None,
-            "parent_id": None,
-            "manager_comment": None,
-            "client_comment": None,
-            "buyer_comment": _BUYER_COMMENTS[comment[k]] if comment[k] >= 0 else None,
-            "discount_data": None,
-            "is_gift": False,
-            "promocode": _PROMOCODES[promocode[k]] if dk else None,
-            "wrap_price": None,
-            "gift_wrap": False,
-            "payment_status": pay_status,
-            "gift_message": None,
-            "last_synced_at": None,
-            "created_at": ts_c,
-            "updated_at": upd,
-            "closed_at": s_changed[k] if closed else None,
-            "ordered_at": s_ordered[k],
-            "source_updated_at": None,
-            "deleted_at": None,
-            "payments_total": _money(paid_total),
-            "products_total": _money(products_total),
-            "is_expired": False,
-            "has_reserves": bool(status_tuple[5]),
-            "buyer": buyer_obj,
-            "products": lines,
-            "payments": pays,
-            "shipping": shipping,
-        })
+        src_id = src[k] + 1
+        o = _ORDER_TPL.copy()
+        o["id"] = oid
+        if src_id == 1:
+            o["source_uuid"] = str(source_no[k])
+        elif src_id == 4:
+            o["source_uuid"] = f"№{source_no[k]}"
+        elif src_id == 3:
+            o["source_uuid"] = str(source_no[k] * 10 + 3)
+        o["source_id"] = src_id
+        o["client_id"] = bi + 1
+        o["grand_total"] = _money(grand)
+        o["total_discount"] = _money(line_disc_total + order_disc)
+        o["margin_sum"] = _money(products_total - order_disc - purchased_total)
+        if order_disc:
+            o["discount_amount"] = _money(order_disc)
+            o["promocode"] = _PROMOCODES[promocode[k]]
+        o["discount_percent"] = disc_pct
+        if ship_kop:
+            o["shipping_price"] = _money(ship_kop)
+        o["manager_id"] = manager[k]
+        o["status_group_id"] = _STATUS_GROUP_L[st]
+        o["status_id"] = _STATUS_ID_L[st]
+        o["status_changed_at"] = s_changed[k]
+        if comment[k] >= 0:
+            o["buyer_comment"] = _BUYER_COMMENTS[comment[k]]
+        o["payment_status"] = pay_status
+        o["created_at"] = ts_c
+        o["updated_at"] = upd
+        if st == COMPLETED or st == CANCELED or st == RETURNED:
+            o["closed_at"] = s_changed[k]
+        o["ordered_at"] = s_ordered[k]
+        o["payments_total"] = _money(paid_total)
+        o["products_total"] = _money(products_total)
+        o["fiscal_result"] = []
+        o["has_reserves"] = st == IN_PROGRESS or st == DELIVERY
+        o["buyer"] = buyer_tpl[bi].copy()
+        o["products"] = lines
+        o["payments"] = pays
+        o["shipping"] = shipping
+        append(o)
     return out
 
 
-def _line(lid: int, of: _Offer, oi: int, offer_id: int, product_id: int, qty: int, sold: int, disc: int, pct: int,
-          comment: str | None, warehouse: dict, ts: str) -> dict:
+_STATUS_ID_L = [s[0] for s in _STATUSES]
+_STATUS_GROUP_L = [s[3] for s in _STATUSES]
+
+#: Every key of a live order row, in the live order; the loop copies this and fills in what varies.
+_ORDER_TPL: dict = {
+    "id": None, "source_uuid": None, "global_source_uuid": None, "status_on_source": None, "source_id": None,
+    "client_id": None, "grand_total": 0, "total_discount": 0, "margin_sum": 0, "expenses_sum": 0,
+    "discount_amount": None, "discount_percent": None, "shipping_price": None, "taxes": None,
+    "register_id": None, "fiscal_result": (), "fiscal_status": None, "shipping_type_id": None, "manager_id": None,
+    "status_group_id": None, "status_id": None, "closed_from": None, "status_changed_at": None,
+    "status_expired_at": None, "parent_id": None, "manager_comment": None, "client_comment": None,
+    "buyer_comment": None, "discount_data": None, "is_gift": False, "promocode": None, "wrap_price": None,
+    "gift_wrap": False, "payment_status": "not_paid", "gift_message": None, "last_synced_at": None,
+    "created_at": None, "updated_at": None, "closed_at": None, "ordered_at": None, "source_updated_at": None,
+    "deleted_at": None, "payments_total": 0, "products_total": 0, "is_expired": False, "has_reserves": False,
+    "buyer": None, "products": None, "payments": None, "shipping": None,
+}
+_SHIPPING_TPL: dict = {
+    "delivery_service_id": None, "tracking_code": None, "shipping_status": None, "shipping_address_city": None,
+    "shipping_address_country": "Україна", "shipping_address_country_code": "UA",
+    "shipping_address_region": None, "shipping_address_zip": None, "shipping_secondary_line": None,
+    "shipping_receive_point": None, "recipient_full_name": None, "recipient_phone": None,
+    "shipping_date": None, "shipping_date_actual": None,
+}
+
+
+def _line_template(of: _Offer, offer_id: int, product_id: int) -> tuple[dict, dict, list[dict]]:
+    """The parts of an order line that depend only on its offer."""
     price, purchased = of.money
-    props = of.properties
-    return {
-        "id": lid,
-        "sku": of.sku,
-        "variation_id": None,
-        "publication_source_uuid": None,
-        "name": of.name,
-        "upsale": False,
-        "price": price,
-        "discount_amount": _money(disc) if disc else 0,
-        "discount_percent": pct,
-        "individual_discount": 0,
-        "loyalty_discount": 0,
-        "total_discount": _money(disc * qty) if disc else 0,
-        "purchased_price": purchased,
-        "price_sold": _money(sold) if disc else price,
-        "quantity": qty,
-        "unit_type": None,
-        "stock_status": None,
-        "picture": [],
-        "comment": comment,
-        "properties": [{"name": p["name"], "value": p["value"]} for p in props],
-        "product_status_id": None,
-        "shipment_type": "warehouse",
-        "warehouse": dict(warehouse),
-        "created_at": ts,
-        "updated_at": ts,
-        "offer": {
-            "id": offer_id,
-            "product_id": product_id,
-            "sku": of.sku,
-            "barcode": of.barcode,
-            "price": price,
-            "purchased_price": purchased,
-            "weight": None,
-            "length": None,
-            "width": None,
-            "height": None,
-            "properties": [{"name": p["name"], "value": p["value"]} for p in props],
-        },
+    line = {
+        "id": None, "sku": of.sku, "variation_id": None, "publication_source_uuid": None, "name": of.name,
+        "upsale": False, "price": price, "discount_amount": 0, "discount_percent": 0, "individual_discount": 0,
+        "loyalty_discount": 0, "total_discount": 0, "purchased_price": purchased, "price_sold": price,
+        "quantity": 1, "unit_type": None, "stock_status": None, "picture": None, "comment": None,
+        "properties": None, "product_status_id": None, "shipment_type": "warehouse", "warehouse": None,
+        "created_at": None, "updated_at": None, "offer": None,
     }
+    offer = {
+        "id": offer_id, "product_id": product_id, "sku": of.sku, "barcode": of.barcode, "price": price,
+        "purchased_price": purchased, "weight": None, "length": None, "width": None, "height": None,
+        "properties": None,
+    }
+    return line, offer, of.properties
+
+
+def _new_line(tpl: tuple[dict, dict, list[dict]], lid: int, qty: int, ts: str, warehouse: dict) -> dict:
+    """A fresh line (no nested object shared with another order, so states can be edited safely)."""
+    line_t, offer_t, props = tpl
+    ln = line_t.copy()
+    offer = offer_t.copy()
+    offer["properties"] = [p.copy() for p in props]
+    ln["id"] = lid
+    ln["quantity"] = qty
+    ln["picture"] = []
+    ln["properties"] = [p.copy() for p in props]
+    ln["warehouse"] = warehouse.copy()
+    ln["created_at"] = ln["updated_at"] = ts
+    ln["offer"] = offer
+    return ln
+
+
+_PAYMENT_TPL: dict = {
+    "id": None, "destination_id": None, "destination_type": "order", "payment_method_id": None, "amount": 0,
+    "actual_amount": 0, "actual_currency": "UAH", "source_currency": "UAH", "transaction_uuid": None,
+    "description": None, "status": "not_paid", "fiscal_result": (), "fiscal_status": None, "is_expense": False,
+    "expense_type_id": None, "payment_date": None, "created_at": None, "updated_at": None,
+}
 
 
 def _payment(pid: int, order_id: int, method: int, kop: int, status: str, at: str, description: str | None,
-             card: bool, seed_no: int) -> dict:
-    return {
-        "id": pid,
-        "destination_id": order_id,
-        "destination_type": "order",
-        "payment_method_id": method,
-        "amount": _money(kop),
-        "actual_amount": _money(kop),
-        "actual_currency": "UAH",
-        "source_currency": "UAH",
-        "transaction_uuid": (f"liqpay-{seed_no:08d}-{pid:08d}" if card and status != "not_paid" else None),
-        "description": description,
-        "status": status,
-        "fiscal_result": [],
-        "fiscal_status": None,
-        "is_expense": False,
-        "expense_type_id": None,
-        "payment_date": at,
-        "created_at": at,
-        "updated_at": at,
-        "_kop": kop,
-    }
+             card: bool) -> dict:
+    p = _PAYMENT_TPL.copy()
+    p["id"] = pid
+    p["destination_id"] = order_id
+    p["payment_method_id"] = method
+    p["amount"] = p["actual_amount"] = _money(kop)
+    if card and status != "not_paid":
+        p["transaction_uuid"] = f"liqpay-{order_id:08d}-{pid:08d}"
+    p["description"] = description
+    p["status"] = status
+    p["fiscal_result"] = []
+    p["payment_date"] = p["created_at"] = p["updated_at"] = at
+    return p
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1140,8 +1135,8 @@ def bimp_state(orders: int = 3000, *, seed: int = 20261203, days: int = 90, end:
     wh_kyiv = {"uuid": _ref("wh", 2), "name": "Склад Київ", "main": False}
     project = {"uuid": _ref("project", 1), "name": "Інтернет-магазин"}
     lob = {"uuid": _ref("lob", 1), "name": "Роздрібна торгівля"}
-    uah = {"uuid": _ref("cur", "UAH"), "name": "Гривня", "code": "UAH"}
-    usd = {"uuid": _ref("cur", "USD"), "name": "Долар США", "code": "USD"}
+    uah = {"uuid": _ref("cur", "UAH"), "name": "Гривня", "code": "UAH", "symbol": "₴"}
+    usd = {"uuid": _ref("cur", "USD"), "name": "Долар США", "code": "USD", "symbol": "$"}
     accounts = [
         ("23", "23 Виробництво"), ("281", "281 Товари на складі"), ("301", "301 Готівка в національній валюті"),
         ("311", "311 Поточні рахунки в національній валюті"), ("361", "361 Розрахунки з вітчизняними покупцями"),
@@ -1206,8 +1201,6 @@ def bimp_state(orders: int = 3000, *, seed: int = 20261203, days: int = 90, end:
     ]
     contract_statuses = [{"uuid": _ref("cstatus", 1), "name": "Діючий"}, {"uuid": _ref("cstatus", 2),
                                                                            "name": "Закритий"}]
-    settlement_types = [{"uuid": _ref("settle", "cashless"), "name": "Безготівковий"},
-                        {"uuid": _ref("settle", "cash"), "name": "Готівковий"}]
 
     # --- catalogue: the union of the shops' SKUs, ~5% missing, one SKU on two items, one renamed item ----
     cats = [_catalogue(s, orders, seed) for s in range(1, shops + 1)]
@@ -1299,18 +1292,15 @@ def bimp_state(orders: int = 3000, *, seed: int = 20261203, days: int = 90, end:
               "phoneNumber": phone, "isCustomer": is_customer, "isSupplier": supplier, "isSoleProprietor": False,
               "code": f"{k:09d}", "printName": name, "addresses": []}
         counterparties.append(cp)
+        ctype = contract_types[1 if supplier else 0]
+        # Stored as Bimp's contract/api-read returns it: references are plain uuids, the type is its code.
         contracts.append({
-            "uuid": _ref("contract", k), "name": f"Договір №{k:05d}", "isMain": True, "code": f"{k:09d}",
-            "date": "2025-01-01T00:00:00", "comment": "", "printName": f"Договір №{k:05d}",
-            "counterparty": {"name": name, "uuid": cp["uuid"]},
-            "currency": {"name": uah["name"], "uuid": uah["uuid"]},
-            "settlementType": dict(settlement_types[0]),
-            "status": dict(contract_statuses[0]),
-            "project": {"name": project["name"], "uuid": project["uuid"]},
-            "contractType": {"name": contract_types[1 if supplier else 0]["name"],
-                             "uuid": contract_types[1 if supplier else 0]["uuid"],
-                             "code": str(contract_types[1 if supplier else 0]["code"])},
-            "organization": org["uuid"], "lineOfBusiness": lob["uuid"], "priceList": pl_retail["uuid"],
+            "uuid": _ref("contract", k), "date": "2025-01-01T00:00:00", "counterparty": cp["uuid"],
+            "comment": "", "name": f"Договір №{k:05d}", "printName": f"Договір №{k:05d}", "code": f"{k:06d}",
+            "lineOfBusiness": lob["uuid"], "organization": org["uuid"], "project": project["uuid"],
+            "priceList": pl_retail["uuid"], "main": True, "manager": None, "currency": uah["uuid"],
+            "status": contract_statuses[0]["uuid"], "contractType": ctype["code"], "currencyRateSource": 0,
+            "сurrencyRateCalculationPercentage": 0,
         })
         return cp
 
@@ -1351,7 +1341,6 @@ def bimp_state(orders: int = 3000, *, seed: int = 20261203, days: int = 90, end:
         "contracts": contracts,
         "contractTypes": contract_types,
         "contractStatuses": contract_statuses,
-        "settlementTypes": settlement_types,
         "counterpartyExternalIds": [],
         "priceLists": [pl_retail, pl_whole],
         "prices": prices,
