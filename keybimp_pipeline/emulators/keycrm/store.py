@@ -13,6 +13,7 @@ Everything here is plain Python: it never imports pipeline code (EMULATOR.md).
 from __future__ import annotations
 
 import bisect
+import gc
 import copy
 import re
 import time
@@ -70,13 +71,25 @@ def parse_ts(value: Any, *, end_of_day: bool = False) -> datetime | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+_LIVE_RX = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.000000Z")
+
+
 def norm_ts(value: Any) -> str | None:
     """Re-emit any accepted timestamp in the live form (seconds precision)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) == 27 and _LIVE_RX.fullmatch(value):
+        return value  # already live form: the common case when loading big states
     dt = parse_ts(value)
     return fmt_ts(dt.replace(microsecond=0)) if dt else None
 
 
 def to_dec(value: Any, field_name: str = "value") -> Decimal | None:
+    t = type(value)
+    if t is int:
+        return Decimal(value)
+    if t is Decimal:
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -255,7 +268,20 @@ class Store:
     # ------------------------------------------------------------ load / dump
 
     def load(self, state: dict) -> None:
-        """Replace everything with ``state`` (EMULATOR.md format); optional fields get defaults."""
+        """Replace everything with ``state`` (EMULATOR.md format); optional fields get defaults.
+
+        The cyclic GC is paused meanwhile: 100k orders allocate millions of small containers and
+        the collector's repeated full passes would otherwise dominate the load time.
+        """
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._load(state)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _load(self, state: dict) -> None:
         if not isinstance(state, dict):
             raise ValidationFailed({"state": ["The state must be a JSON object."]})
         keys = state.get("api_keys")
@@ -494,15 +520,17 @@ class Store:
         return rec
 
     def _load_order(self, item: dict, now: str) -> dict:
-        order = {k: item.get(k, v) for k, v in ORDER_FIELDS.items()}
-        for k, v in item.items():
-            if k not in order and k not in ORDER_NESTED and not k.startswith("_"):
-                order[k] = v
+        order = {**ORDER_FIELDS, **item}  # live key order first, unknown extra keys kept after
+        for k in ORDER_NESTED:
+            order.pop(k, None)
+        if "fiscal_result" not in item:
+            order["fiscal_result"] = []
         if order["id"] is None:
             order["id"] = self.next_id("orders", self.orders)
         order["id"] = int(order["id"])
         for k in ORDER_TS:
-            order[k] = norm_ts(order[k])
+            if order[k] is not None:
+                order[k] = norm_ts(order[k])
         order["created_at"] = order["created_at"] or now
         order["ordered_at"] = order["ordered_at"] or order["created_at"]
         order["updated_at"] = order["updated_at"] or order["created_at"]
@@ -795,7 +823,9 @@ def _slug(name: Any) -> str:
 
 
 def _epoch(ts: str | None) -> float:
-    dt = parse_ts(ts)
+    if ts is None:
+        return 0.0
+    dt = datetime.fromisoformat(ts) if isinstance(ts, str) else parse_ts(ts)
     return dt.timestamp() if dt else 0.0
 
 
