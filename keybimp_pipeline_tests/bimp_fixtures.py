@@ -38,6 +38,7 @@ __all__ = [
     "bimp_asgi",
     "bimp_ids",
     "bimp_server",
+    "bimp_server_module",
     "bimp_state",
 ]
 
@@ -153,21 +154,20 @@ def bimp_asgi(bimp_app: Any) -> Iterator[BimpAsgi]:
 
 
 @pytest.fixture(scope="module")
-def _bimp_server_module() -> Iterator[BimpServer]:
+def bimp_server_module() -> Iterator[BimpServer]:
     server = BimpServer(create_app(demo_state())).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def bimp_server(_bimp_server_module: BimpServer) -> BimpServer:
+def bimp_server(bimp_server_module: BimpServer) -> BimpServer:
     """The loopback emulator, its state, faults, clock and counters reset for each test."""
-    s = _bimp_server_module
-    s.admin("PUT", "/__admin/state", demo_state())
+    s = bimp_server_module
     s.admin("POST", "/__admin/faults", {})
     s.admin("POST", "/__admin/clock", {"now": None})
-    s.admin("POST", "/__admin/reset")  # clears counters; keeps users but drops companies...
-    s.admin("PUT", "/__admin/state", demo_state())  # ...so load the company again
+    s.admin("POST", "/__admin/reset")  # clears the request counters (keeps users, drops companies)
+    s.admin("PUT", "/__admin/state", demo_state())
     return s
 
 
