@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -149,7 +149,7 @@ class BimpClient:
         self.request_counts: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> BimpClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

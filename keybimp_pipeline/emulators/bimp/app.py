@@ -226,7 +226,7 @@ def create_app(state: dict | None = None, *, token_ttl_s: int = 3600) -> Starlet
         try:
             raw = json.loads(await request.body(), parse_float=Decimal)
             if not isinstance(raw, dict):
-                raise ValueError("state must be an object")
+                raise TypeError("state must be an object")
             emu.store = Store(raw)
         except Exception as e:  # noqa: BLE001 - a bad scenario file is the caller's error
             return error_response(400, f"Bad state: {type(e).__name__}: {e}", "validation: state")
@@ -254,7 +254,7 @@ def create_app(state: dict | None = None, *, token_ttl_s: int = 3600) -> Starlet
         try:
             body = json.loads(await request.body() or b"{}")
             if not isinstance(body, dict):
-                raise ValueError("faults must be an object")
+                raise TypeError("faults must be an object")
         except Exception as e:  # noqa: BLE001
             return error_response(400, f"Bad faults: {e}", "validation: faults")
         emu.faults = body
@@ -298,7 +298,7 @@ def create_app(state: dict | None = None, *, token_ttl_s: int = 3600) -> Starlet
 
 
 def _aware(text: str) -> datetime:
-    dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    dt = datetime.fromisoformat(str(text))
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 

@@ -8,8 +8,9 @@ raises ApiError.  Field names follow bimp-openapi.json exactly (typos included).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -412,12 +413,11 @@ def nom_prices(co: Company, b: dict, now: datetime) -> Any:
     if isinstance(v, str):
         try:
             instant = parse_dt(v)
-        except ValueError:
+        except (ValueError, TypeError):
             raise validation("periodable") from None
         rng: tuple[datetime | None, datetime | None] = (None, instant.replace(microsecond=0) if instant else None)
         if rng[1] is not None:
             # the price "on" an instant includes a price dated at that very instant
-            from datetime import timedelta
             rng = (None, rng[1] + timedelta(seconds=1))
     else:
         rng = period(v, "periodable")
@@ -927,7 +927,6 @@ def sale_update(co: Company, b: dict, now: datetime) -> Any:
     sale = co.c["salesInvoices"].get(u)
     if sale is None:
         raise not_found("sales invoice")
-    import copy
     draft = copy.deepcopy(sale)
     _sale_from_body(co, b, draft, now, create=False)
     co.check_period(parse_dt(draft["date"]) or now)

@@ -81,7 +81,7 @@ def parse_dt(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ValueError("not a string")
+        raise TypeError("not a string")
     text = value.strip().replace("Z", "+00:00")
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is not None:
@@ -256,7 +256,7 @@ class Company:
             return
         try:
             closed_dt = parse_dt(closed)
-        except ValueError:
+        except (ValueError, TypeError):
             return
         if closed_dt is not None and date < closed_dt:
             raise business("period_closed",
@@ -336,7 +336,7 @@ class Company:
         for date, amt in self.prices.get((pl, nom), ()):
             try:
                 d = parse_dt(date)
-            except ValueError:
+            except (ValueError, TypeError):
                 continue
             if d is None or (begin is not None and d < begin) or (end is not None and d >= end):
                 continue
