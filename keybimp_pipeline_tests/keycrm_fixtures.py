@@ -194,11 +194,11 @@ def keycrm_server() -> Iterator[KeyCRMEmulatorHandle]:
 
 @pytest.fixture
 def keycrm_emulator(keycrm_server: KeyCRMEmulatorHandle) -> Iterator[KeyCRMEmulatorHandle]:
-    """The session server with a fresh small shop, clean faults, a generous rate and real time."""
+    """The session server with a fresh small shop (5 orders), clean faults, a generous rate and real time."""
     from keybimp_pipeline.clients.keycrm import reset_shared_limiters
 
     reset_shared_limiters()
-    keycrm_server.load(keycrm_state())
+    keycrm_server.load(keycrm_state(5))
     keycrm_server.faults(requests_per_minute=100_000)
     keycrm_server.clock(now=None)
     yield keycrm_server

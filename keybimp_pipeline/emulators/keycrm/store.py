@@ -13,8 +13,8 @@ Everything here is plain Python: it never imports pipeline code (EMULATOR.md).
 from __future__ import annotations
 
 import bisect
-import gc
 import copy
+import gc
 import re
 import time
 from dataclasses import dataclass, field
