@@ -116,6 +116,7 @@ def cmd_prices(args: argparse.Namespace) -> int:
 
 def summarize(name: str) -> dict:
     from keybimp_pipeline.storage.db import Store
+    from keybimp_pipeline.storage.ledger import DONE, Ledger
 
     store = Store(name)
     q = store.query
@@ -123,26 +124,27 @@ def summarize(name: str) -> dict:
     def one(sql: str) -> int:
         return int(q(sql, [name]).iloc[0, 0] or 0)
 
+    ledger = Ledger(store).frame()
+    done = ledger[ledger["state"] == DONE]
+    orders = done[done["entity"] == "customer_order"]
+    reserved = 0.0
+    for detail in orders["detail"]:
+        d = json.loads(detail or "{}")
+        if not d.get("released"):
+            reserved += sum(float(v) for v in (d.get("reserves") or {}).values())
     return {
         "orders_seen": one("SELECT count(*) FROM raw_orders WHERE integration=?"),
         "orders_quarantined": one("SELECT count(DISTINCT order_id) FROM quarantine WHERE integration=?"),
-        "customer_orders": one("SELECT count(*) FROM ledger WHERE integration=? AND entity='customer_order' "
-                               "AND state='done'"),
-        "counterparties_created": one("SELECT count(*) FROM ledger WHERE integration=? AND entity='counterparty' "
-                                      "AND state='done'"),
+        "customer_orders": len(orders),
+        "counterparties_created": int((done["entity"] == "counterparty").sum()),
         "customers_matched": one("SELECT count(*) FROM matched_customers WHERE integration=? "
                                  "AND outcome IN ('matched','default')"),
-        "products_created": one("SELECT count(*) FROM ledger WHERE integration=? AND entity='product' "
-                                "AND state='done'"),
+        "products_created": int((done["entity"] == "product").sum()),
         "lines_matched": one("SELECT count(*) FROM matched_products WHERE integration=? AND outcome='matched'"),
-        "reserved_units": one("SELECT COALESCE(sum(r.value::DOUBLE), 0) FROM ledger l, "
-                              "json_each(l.detail->'reserves') r WHERE l.integration=? "
-                              "AND l.entity='customer_order' AND NOT COALESCE((l.detail->>'released')::BOOLEAN, "
-                              "false)"),
+        "reserved_units": round(reserved, 3),
         "issues_by_code": q("SELECT code, count(*) AS n FROM sync_issues WHERE integration=? GROUP BY code "
                             "ORDER BY n DESC", [name]).set_index("code")["n"].astype(int).to_dict(),
-        "documents": q("SELECT entity, count(*) AS n FROM ledger WHERE integration=? AND state='done' "
-                       "GROUP BY entity ORDER BY entity", [name]).set_index("entity")["n"].astype(int).to_dict(),
+        "documents": done["entity"].value_counts().sort_index().astype(int).to_dict(),
     }
 
 

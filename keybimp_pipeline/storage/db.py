@@ -61,10 +61,6 @@ CREATE TABLE IF NOT EXISTS matched_products (
     integration VARCHAR NOT NULL, day DATE NOT NULL, order_id BIGINT NOT NULL, line_no INTEGER NOT NULL,
     outcome VARCHAR, nomenclature_uuid VARCHAR, create_key VARCHAR, code VARCHAR, detail VARCHAR,
     PRIMARY KEY (integration, order_id, line_no));
-CREATE TABLE IF NOT EXISTS ledger (
-    integration VARCHAR NOT NULL, entity VARCHAR NOT NULL, crm_id VARCHAR NOT NULL,
-    bimp_uuid VARCHAR, payload_hash VARCHAR, state VARCHAR NOT NULL, detail JSON,
-    written_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (integration, entity, crm_id));
 CREATE TABLE IF NOT EXISTS sync_issues (
     integration VARCHAR NOT NULL, day DATE, order_id BIGINT, entity VARCHAR NOT NULL, code VARCHAR NOT NULL,
     detail VARCHAR, message_en VARCHAR, message_uk VARCHAR, seen_at TIMESTAMPTZ NOT NULL);
@@ -74,11 +70,25 @@ CREATE TABLE IF NOT EXISTS integration_state (
 """
 
 
+_INITIALISED: set[Path] = set()  # files whose schema this process has already ensured
+
+
 def data_dir() -> Path:
     """Where DuckDB files live: $KEYBIMP_DATA, else ./data (git-ignored)."""
     path = Path(os.environ.get("KEYBIMP_DATA", "data")).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 class Store:
@@ -89,20 +99,27 @@ class Store:
         self.directory = directory or data_dir()
         self.path = self.directory / f"{integration}.duckdb"
         self._lock = FileLock(str(self.path) + ".lock", timeout=lock_timeout_s)
+        self._con: duckdb.DuckDBPyConnection | None = None
         self._writer_lock = FileLock(str(self.path) + ".writer.lock", timeout=lock_timeout_s)
-        self._initialised = False
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection under the file lock.  Re-entrant: a step that makes no API call wraps its whole
+        body in one `connect()` and every inner query reuses that connection (opening costs ~25 ms)."""
+        if self._con is not None:
+            yield self._con
+            return
         with self._lock:
             con = duckdb.connect(str(self.path))
             try:
                 con.execute("SET TimeZone = 'UTC'")
-                if not self._initialised:
+                if self.path not in _INITIALISED:
                     con.execute(SCHEMA)
-                    self._initialised = True
+                    _INITIALISED.add(self.path)
+                self._con = con
                 yield con
             finally:
+                self._con = None
                 con.close()
 
     @contextmanager
@@ -117,12 +134,10 @@ class Store:
 
     def replace_partition(self, table: str, day: object, frame: pd.DataFrame) -> None:
         """Delete the partition's rows of `table` and insert `frame` (columns named as the table's)."""
-        with self.connect() as con:
-            con.execute("BEGIN")
+        with self.connect() as con, transaction(con):
             con.execute(f"DELETE FROM {table} WHERE integration = ? AND day = ?", [self.integration, day])
             if len(frame):
                 con.register("frame_in", frame)
                 cols = ", ".join(frame.columns)
                 con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame_in")
                 con.unregister("frame_in")
-            con.execute("COMMIT")

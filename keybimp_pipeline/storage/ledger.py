@@ -5,12 +5,18 @@ call until the vendor acknowledged it, then `done` with the vendor's uuid and th
 that was sent.  A run killed between the call and the record leaves `pending`: the next run
 reconciles it against the vendor (by external id or document number) before writing again, so no
 record is ever created twice.  A payload hash that matches means "nothing changed: write nothing".
+
+Why SQLite and not the DuckDB file: the ledger is written one row at a time, durably, between two API
+calls, by whichever process runs; SQLite in WAL mode commits such a row in about a millisecond and lets
+other processes read meanwhile, where opening the DuckDB file costs tens of milliseconds and locks it.
+The analytical tables stay in DuckDB; reports read the ledger through `frame()`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,6 +27,7 @@ from keybimp_pipeline.storage.db import Store
 
 PENDING = "pending"
 DONE = "done"
+COLUMNS = ["integration", "entity", "crm_id", "bimp_uuid", "payload_hash", "state", "detail", "written_at"]
 
 
 def _default(value: object) -> str:
@@ -39,11 +46,33 @@ class Ledger:
     def __init__(self, store: Store):
         self.store = store
         self.integration = store.integration
+        self.path = store.directory / f"{store.integration}.ledger.sqlite"
+        with self._connect() as con:
+            con.execute("""CREATE TABLE IF NOT EXISTS ledger (
+                integration TEXT NOT NULL, entity TEXT NOT NULL, crm_id TEXT NOT NULL, bimp_uuid TEXT,
+                payload_hash TEXT, state TEXT NOT NULL, detail TEXT, written_at TEXT NOT NULL,
+                PRIMARY KEY (integration, entity, crm_id))""")
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        return con
+
+    def frame(self, entity: str | None = None) -> pd.DataFrame:
+        sql = f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE integration=?"
+        params: list = [self.integration]
+        if entity is not None:
+            sql += " AND entity=?"
+            params.append(entity)
+        con = self._connect()
+        try:
+            return pd.read_sql_query(sql, con, params=params)
+        finally:
+            con.close()
 
     def entries(self, entity: str, crm_ids: Iterable[str] | None = None) -> pd.DataFrame:
-        sql = "SELECT crm_id, bimp_uuid, payload_hash, state, detail FROM ledger WHERE integration=? AND entity=?"
-        params: list = [self.integration, entity]
-        frame = self.store.query(sql, params)
+        frame = self.frame(entity)[["crm_id", "bimp_uuid", "payload_hash", "state", "detail"]]
         if crm_ids is not None:
             wanted = {str(c) for c in crm_ids}
             frame = frame[frame["crm_id"].isin(wanted)]
@@ -51,7 +80,8 @@ class Ledger:
 
     def _upsert(self, entity: str, crm_id: str, bimp_uuid: str | None, phash: str | None, state: str,
                 detail: object | None) -> None:
-        with self.store.connect() as con:
+        con = self._connect()
+        try:
             con.execute(
                 """INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (integration, entity, crm_id) DO UPDATE SET
@@ -60,8 +90,9 @@ class Ledger:
                      detail = COALESCE(excluded.detail, ledger.detail), written_at = excluded.written_at""",
                 [self.integration, entity, str(crm_id), bimp_uuid, phash, state,
                  json.dumps(detail, ensure_ascii=False, default=_default) if detail is not None else None,
-                 datetime.now(UTC)],
-            )
+                 datetime.now(UTC).isoformat()])
+        finally:
+            con.close()
 
     def pending(self, entity: str, crm_id: object, phash: str, detail: object | None = None) -> None:
         """Recorded before the vendor call, so a crash after it is noticed and reconciled."""

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from keybimp_pipeline.storage.db import Store
+from keybimp_pipeline.storage.db import Store, transaction
 from keybimp_pipeline.sync.days import day_bounds, local_day
 
 OVERLAP = timedelta(minutes=2)
@@ -89,8 +89,7 @@ def extract_day(store: Store, client: OrderSource, day: date, tz: str, *, full_r
         "fetched_at": fetched_at,
         "payload": [json.dumps(o, default=_json_default, ensure_ascii=False) for o in newest.values()],
     })
-    with store.connect() as con:
-        con.execute("BEGIN")
+    with store.connect() as con, transaction(con):
         if full_refresh:
             con.execute("DELETE FROM raw_orders WHERE integration=? AND day=?", [store.integration, day])
         if len(frame):
@@ -105,5 +104,4 @@ def extract_day(store: Store, client: OrderSource, day: date, tz: str, *, full_r
             con.unregister("incoming")
         con.execute("INSERT OR REPLACE INTO fetch_cursors VALUES (?, ?, ?, ?)",
                     [store.integration, day, high_water, fetched_at])
-        con.execute("COMMIT")
     return ExtractResult(fetched=fetched, stored=len(frame), high_water=high_water, incremental=cursor is not None)

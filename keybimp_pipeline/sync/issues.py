@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from keybimp_pipeline.rules.issues import issue_frame
-from keybimp_pipeline.storage.db import Store
+from keybimp_pipeline.storage.db import Store, transaction
 
 COLUMNS = ["integration", "day", "order_id", "entity", "code", "detail", "message_en", "message_uk", "seen_at"]
 
@@ -22,15 +22,13 @@ def save_issues(store: Store, day: date, entities: list[str], issues: pd.DataFra
         if col not in frame:
             frame[col] = None
     frame = frame[COLUMNS]
-    with store.connect() as con:
-        con.execute("BEGIN")
+    with store.connect() as con, transaction(con):
         con.execute("DELETE FROM sync_issues WHERE integration=? AND day=? AND entity IN (SELECT UNNEST(?))",
                     [store.integration, day, entities])
         if len(frame):
             con.register("incoming", frame)
             con.execute(f"INSERT INTO sync_issues ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM incoming")
             con.unregister("incoming")
-        con.execute("COMMIT")
     return frame
 
 

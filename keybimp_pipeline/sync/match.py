@@ -64,6 +64,11 @@ def bimp_items(store: Store, ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFrame
 
 def match_day(store: Store, day: date, settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Matched customers and products of the day's staged orders, stored and returned."""
+    with store.connect():  # one connection for the whole step: it makes no API call
+        return _match_day(store, day, settings)
+
+
+def _match_day(store: Store, day: date, settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     ledger = Ledger(store)
     buyers = store.query("SELECT * FROM stg_buyers WHERE integration=? AND day=? ORDER BY order_id",
                          [store.integration, day])

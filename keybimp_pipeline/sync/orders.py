@@ -66,6 +66,11 @@ def _issues(frame: pd.DataFrame, entity: str = "customer_order") -> pd.DataFrame
 
 
 def derive_customer_orders(store: Store, day: date, integration, resolved: Resolved) -> Derived:
+    with store.connect():  # one connection for the whole step: it makes no API call
+        return _derive(store, day, integration, resolved)
+
+
+def _derive(store: Store, day: date, integration, resolved: Resolved) -> Derived:
     params = [store.integration, day]
     orders = store.query("SELECT * FROM stg_orders WHERE integration=? AND day=? ORDER BY created_at, order_id",
                          params)

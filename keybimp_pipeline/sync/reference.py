@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from keybimp_pipeline.storage.db import Store
+from keybimp_pipeline.storage.db import Store, transaction
 
 REFERENCE_MAX_AGE = timedelta(minutes=10)
 COLUMNS = ["integration", "system", "kind", "id", "name", "alias", "article", "phone", "email", "parent", "extra"]
@@ -59,22 +59,32 @@ def save(store: Store, system: str, items: list[dict]) -> int:
     frame.insert(0, "system", system)
     frame.insert(0, "integration", store.integration)
     frame = frame.drop_duplicates(["kind", "id"], keep="last")
-    with store.connect() as con:
-        con.execute("BEGIN")
+    with store.connect() as con, transaction(con):
         con.execute("DELETE FROM reference WHERE integration=? AND system=?", [store.integration, system])
         con.register("incoming", frame)
         con.execute(f"INSERT INTO reference ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM incoming")
         con.unregister("incoming")
         con.execute("INSERT OR REPLACE INTO reference_meta VALUES (?, ?, ?)",
                     [store.integration, system, datetime.now(UTC)])
-        con.execute("COMMIT")
     return len(frame)
 
 
-def load(store: Store, system: str, kind: str) -> pd.DataFrame:
+def load_all(store: Store, system: str) -> pd.DataFrame:
     return store.query(
-        "SELECT id, name, alias, article, phone, email, parent, extra FROM reference "
-        "WHERE integration=? AND system=? AND kind=? ORDER BY id", [store.integration, system, kind])
+        "SELECT kind, id, name, alias, article, phone, email, parent, extra FROM reference "
+        "WHERE integration=? AND system=? ORDER BY kind, id", [store.integration, system])
+
+
+def load(store: Store, system: str, kind: str, cache: dict | None = None) -> pd.DataFrame:
+    """One kind of reference rows; with `cache`, the whole system is read once and sliced."""
+    if cache is None:
+        return store.query(
+            "SELECT id, name, alias, article, phone, email, parent, extra FROM reference "
+            "WHERE integration=? AND system=? AND kind=? ORDER BY id", [store.integration, system, kind])
+    if system not in cache:
+        cache[system] = load_all(store, system)
+    frame = cache[system]
+    return frame[frame["kind"] == kind].drop(columns="kind").reset_index(drop=True)
 
 
 def refresh_keycrm(store: Store, client) -> int:

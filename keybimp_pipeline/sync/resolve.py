@@ -38,13 +38,13 @@ class Resolved:
     problems: list[str] = field(default_factory=list)
 
 
-def _candidates(store: Store, kind: str) -> pd.DataFrame:
-    frame = reference.load(store, "bimp", kind)
+def _candidates(store: Store, kind: str, cache: dict) -> pd.DataFrame:
+    frame = reference.load(store, "bimp", kind, cache)
     return pd.DataFrame({"uuid": frame["id"], "name": frame["name"]})
 
 
-def _main(store: Store, kind: str) -> str | None:
-    frame = reference.load(store, "bimp", kind)
+def _main(store: Store, kind: str, cache: dict) -> str | None:
+    frame = reference.load(store, "bimp", kind, cache)
     if frame.empty:
         return None
     mains = [i for i, e in zip(frame["id"], frame["extra"], strict=True) if json.loads(e).get("main")]
@@ -52,7 +52,7 @@ def _main(store: Store, kind: str) -> str | None:
 
 
 def keycrm_status_id(store: Store, value: str | int) -> int | None:
-    statuses = reference.load(store, "keycrm", "status")
+    statuses = reference.load(store, "keycrm", "status", cache)
     text = str(value).strip()
     for _, row in statuses.iterrows():
         if text in (row["id"], row["alias"], row["name"]):
@@ -64,12 +64,16 @@ def resolve(store: Store, integration, index: int = 0) -> Resolved:
     """Every reference the rules and writers need; problems are collected, not raised (check reports all)."""
     out = Resolved()
     base = f"integrations[{index}]"
+    cache: dict = {}  # the reference snapshot, read once
+    with store.connect():
+        cache["bimp"] = reference.load_all(store, "bimp")
+        cache["keycrm"] = reference.load_all(store, "keycrm")
 
     def ref(value: str | None, kind: str, path: str) -> str | None:
         if value is None:
             return None
         try:
-            return resolve_reference(str(value), _candidates(store, kind), path=f"{base}.{path}", kind=kind)
+            return resolve_reference(str(value), _candidates(store, kind, cache), path=f"{base}.{path}", kind=kind)
         except SettingsError as err:
             out.problems.extend(err.messages)
             return None
@@ -77,12 +81,12 @@ def resolve(store: Store, integration, index: int = 0) -> Resolved:
     cust = integration.customers
     defaults = cust.contract_defaults
     out.organization = ref(defaults.organization, "organization", "customers.contract_defaults.organization") \
-        or _main(store, "organization")
-    out.warehouse = ref(integration.main.warehouse, "warehouse", "main.warehouse") or _main(store, "warehouse")
-    out.project = ref(defaults.project, "project", "customers.contract_defaults.project") or _main(store, "project")
+        or _main(store, "organization", cache)
+    out.warehouse = ref(integration.main.warehouse, "warehouse", "main.warehouse") or _main(store, "warehouse", cache)
+    out.project = ref(defaults.project, "project", "customers.contract_defaults.project") or _main(store, "project", cache)
     out.line_of_business = ref(defaults.line_of_business, "line_of_business",
-                               "customers.contract_defaults.line_of_business") or _main(store, "line_of_business")
-    currencies = reference.load(store, "bimp", "currency")
+                               "customers.contract_defaults.line_of_business") or _main(store, "line_of_business", cache)
+    currencies = reference.load(store, "bimp", "currency", cache)
     code = (defaults.currency or "UAH").upper()
     match = currencies[(currencies["alias"].str.upper() == code) | (currencies["name"].str.upper() == code)
                        | (currencies["id"] == defaults.currency)]
@@ -90,7 +94,7 @@ def resolve(store: Store, integration, index: int = 0) -> Resolved:
     out.currency_code = match["alias"].iloc[0].upper() if len(match) and match["alias"].iloc[0] else code
     if out.currency is None:
         out.problems.append(f"{base}.customers.contract_defaults.currency: '{defaults.currency}' not found in Bimp")
-    units = _candidates(store, "unit")
+    units = _candidates(store, "unit", cache)
     out.unit = ref(integration.products.unit, "unit", "products.unit")
     service = units[units["name"].str.lower().isin(["послуга", "послуги", "service"])]
     out.service_unit = service["uuid"].iloc[0] if len(service) else out.unit
@@ -100,15 +104,15 @@ def resolve(store: Store, integration, index: int = 0) -> Resolved:
     out.default_customer = ref(cust.default_customer, "counterparty", "customers.default_customer")
     out.default_contract = cust.default_contract  # a contract uuid or name; resolved by the writer if needed
     out.cash_desk = ref(defaults.cash_desk, "cash_registry", "customers.contract_defaults.cash_desk")
-    users = reference.load(store, "bimp", "user")
+    users = reference.load(store, "bimp", "user", cache)
     out.author = users["id"].iloc[0] if len(users) else None
-    types = reference.load(store, "bimp", "contract_type")
+    types = reference.load(store, "bimp", "contract_type", cache)
     if len(types):
         out.contract_type = json.loads(types["extra"].iloc[0]).get("code", 1)
     out.refund_expense_item = ref(integration.returns.money.expense_item, "expense_item",
                                   "returns.money.expense_item")
 
-    keycrm_statuses = reference.load(store, "keycrm", "status")
+    keycrm_statuses = reference.load(store, "keycrm", "status", cache)
     for _, row in keycrm_statuses.iterrows():
         for key in (row["id"], row["alias"], row["name"]):
             if key is not None:
@@ -124,8 +128,8 @@ def resolve(store: Store, integration, index: int = 0) -> Resolved:
         if uuid:
             out.statuses[status_id] = uuid
 
-    methods = reference.load(store, "keycrm", "payment_method")
-    accounts = pd.concat([_candidates(store, "cash_registry"), _candidates(store, "bank_account")],
+    methods = reference.load(store, "keycrm", "payment_method", cache)
+    accounts = pd.concat([_candidates(store, "cash_registry", cache), _candidates(store, "bank_account", cache)],
                          ignore_index=True)
     for crm_method, account in integration.payments.methods.items():
         hit = methods[(methods["id"] == str(crm_method)) | (methods["name"] == str(crm_method))

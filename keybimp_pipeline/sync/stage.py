@@ -108,6 +108,11 @@ def _utc(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
 
 
 def stage_day(store: Store, day: date, *, strict_names: bool = False) -> StageResult:
+    with store.connect():  # one connection for the whole step: it makes no API call
+        return _stage_day(store, day, strict_names)
+
+
+def _stage_day(store: Store, day: date, strict_names: bool) -> StageResult:
     with store.connect() as con:
         params = [store.integration, day]
         orders = con.execute(ORDERS_SQL, params).df()

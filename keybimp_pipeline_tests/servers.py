@@ -1,0 +1,48 @@
+"""Emulators served for real on loopback (uvicorn in a daemon thread, ephemeral port) for pipeline tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServedApp:
+    def __init__(self, app) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("emulator did not start")
+            time.sleep(0.02)
+        self.admin = httpx.Client(base_url=self.url, timeout=120)
+
+    def put_state(self, state: dict) -> None:
+        r = self.admin.put("/__admin/state", json=state)
+        r.raise_for_status()
+
+    def state(self) -> dict:
+        return self.admin.get("/__admin/state").json()
+
+    def post(self, path: str, body: dict) -> dict:
+        r = self.admin.post(path, json=body)
+        r.raise_for_status()
+        return r.json() if r.content else {}
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
