@@ -322,8 +322,14 @@ def _not_found_detail(positions: pd.Index, bs: pd.DataFrame, b: pd.DataFrame) ->
     if rows.empty:
         return pd.Series([], dtype=object, index=positions)
     shown = _shown(rows, b)
-    joined = shown.groupby(rows["pos"]).agg(", ".join)
-    return ("no counterparty found by " + joined).reindex(positions)
+    # join per order without a per-group Python call: at most four slots, so one column per priority
+    joined = pd.Series(pd.NA, index=positions, dtype="string")
+    for prio in sorted(rows["prio"].unique()):
+        at = rows["prio"].eq(prio)
+        part = pd.Series(shown[at].to_numpy(), index=rows.loc[at, "pos"].to_numpy(), dtype="string")
+        part = part.reindex(positions)
+        joined = joined.where(part.isna(), (joined + ", " + part).fillna(part))
+    return ("no counterparty found by " + joined).astype(object)
 
 
 def _create_detail(positions: pd.Index, bs: pd.DataFrame, ambiguous: pd.DataFrame, existing: pd.DataFrame,
