@@ -165,7 +165,8 @@ def build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
             raise dg.Failure("settings do not resolve against Bimp:\n" + "\n".join(resolved.problems))
         derived = derive_customer_orders(store, day, settings, resolved)
         with store.writer(), keybimp.bimp(name) as bimp:
-            writer = DocumentWriter(store, bimp, settings, resolved)
+            blocked = set(open_issues(store, day).query("entity == 'customer_order'")["order_id"].astype(int))
+            writer = DocumentWriter(store, bimp, settings, resolved, blocked)
             writer.payments(day)
             writer.sales(day, derived)
             writer.returns(day, derived)

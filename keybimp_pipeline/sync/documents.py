@@ -61,7 +61,10 @@ class DocResult:
 
 
 class DocumentWriter:
-    def __init__(self, store: Store, bimp, integration, resolved: Resolved):
+    def __init__(self, store: Store, bimp, integration, resolved: Resolved, blocked: set[int] | None = None):
+        """`blocked`: orders whose customer order has its own sync issue this run; their documents wait
+        silently (one issue per problem, not one per document)."""
+        self.blocked = blocked or set()
         self.store = store
         self.bimp = bimp
         self.settings = integration
@@ -123,6 +126,8 @@ class DocumentWriter:
             if status != "paid":
                 continue  # R-PAY-3: only paid payments
             if str(order_id) not in orders.index:
+                if order_id in self.blocked:
+                    continue
                 self.result.issue(order_id, "customer_payment", IssueCode.ORDER_NOT_TRANSFERRED,
                                   f"payment {pid}: the order's customer order is not in Bimp yet")
                 continue
@@ -173,7 +178,7 @@ class DocumentWriter:
             self.settings.returns.money.on_status)
         orders = self.store.query("SELECT * FROM stg_orders WHERE integration=? AND day=?",
                                   [self.store.integration, day])
-        due = orders[orders["status_id"].isin(trigger | later)]
+        due = orders[orders["status_id"].isin(trigger | later)].copy()
         if due.empty:
             return
         for col in ("created_at", "shipping_date", "closed_at"):
@@ -191,6 +196,8 @@ class DocumentWriter:
             if key in known.index and known.loc[key, "state"] == DONE:
                 continue  # a sale is created once; reload of sales rewrites only when its content changed
             if key not in customer_orders.index:
+                if order_id in self.blocked:
+                    continue
                 self.result.issue(order_id, "sales_invoice", IssueCode.ORDER_NOT_TRANSFERRED,
                                   "the sale needs the order's customer order in Bimp")
                 continue
@@ -255,6 +262,8 @@ class DocumentWriter:
             if key in known.index and known.loc[key, "state"] == DONE:
                 continue
             if key not in sales.index or sales.loc[key, "state"] != DONE:
+                if order_id in self.blocked:
+                    continue
                 self.result.issue(order_id, "customer_return", IssueCode.RETURN_WITHOUT_SALE,
                                   "no sales invoice was created for this order")
                 continue

@@ -18,6 +18,8 @@ from decimal import Decimal
 
 import pandas as pd
 
+from keybimp_pipeline.clients.bimp import BimpBusinessError
+from keybimp_pipeline.rules.customers import counterparties_to_create
 from keybimp_pipeline.rules.documents import document_lines, format_bimp_datetime
 from keybimp_pipeline.rules.issues import IssueCode
 from keybimp_pipeline.rules.reserves import compute_reserves
@@ -115,6 +117,8 @@ def _derive(store: Store, day: date, integration, resolved: Resolved) -> Derived
     ok_lines = lines[lines["order_id"].isin(ok_orders["order_id"])].merge(
         products[["order_id", "line_no", "outcome", "nomenclature_uuid", "create_key"]],
         on=["order_id", "line_no"], how="left")
+    # R-PROD-5: a line whose name matches an item with another article is left out of a created order
+    ok_lines = ok_lines[ok_lines["outcome"] != "rejected"]
     # totals: discounts spread over lines; the document must equal the KeyCRM order to the kopiyka
     ok_orders["expected_total_kop"] = ok_orders["grand_total_kop"] - ok_orders["shipping_price_kop"]
     doc_lines, totals = document_lines(
@@ -189,7 +193,12 @@ class OrderWriter:
             uuid = self.bimp.create_counterparty(body)
             self.result.counterparties_created += 1
         if data.get("buyer_id") is not None:
-            self.bimp.save_external_id(uuid, EXTERNAL_ID_SOURCE, str(data["buyer_id"]))
+            try:
+                self.bimp.save_external_id(uuid, EXTERNAL_ID_SOURCE, str(data["buyer_id"]))
+            except BimpBusinessError as err:
+                # the buyer already has a counterparty (R-CUST-4: a changed phone splits the history);
+                # the `id` search keeps finding the first one, as documented
+                log.info("buyer %s keeps its first counterparty's external id: %s", data["buyer_id"], err.reason)
         self.ledger.done("counterparty", create_key, uuid, phash, data)
         return uuid
 
@@ -212,8 +221,14 @@ class OrderWriter:
             if found:
                 c = found[0]
                 cur = c.get("currency")
-                code = (cur.get("code") or cur.get("name")) if isinstance(cur, dict) else None
-                result = (c["uuid"], (code or r.currency_code).upper())
+                cur_uuid = cur.get("uuid") if isinstance(cur, dict) else cur
+                if cur_uuid and cur_uuid == r.currency:
+                    code = r.currency_code
+                elif isinstance(cur, dict):
+                    code = cur.get("code") or cur.get("iso") or cur.get("name")
+                else:
+                    code = None
+                result = (c["uuid"], str(code or r.currency_code).upper())
             else:
                 body = {"name": "Договір з покупцем KeyCRM", "counterparty": counterparty_uuid,
                         "lineOfBusiness": r.line_of_business, "organization": r.organization,
@@ -263,25 +278,25 @@ class OrderWriter:
         if orders.empty:
             return self.result
         customers = derived.customers.set_index("order_id")
-        buyers = self.store.query("SELECT order_id, buyer_id, full_name, phone, email FROM stg_buyers "
+        buyers = self.store.query("SELECT order_id, buyer_id, full_name, phone, email, placed_at FROM stg_buyers "
                                   "WHERE integration=? AND order_id IN (SELECT UNNEST(?))",
-                                  [self.store.integration, orders["order_id"].tolist()]).set_index("order_id")
-        # 1. counterparties the rules decided to create (one per create_key, first buyer's data: R-CUST-8)
+                                  [self.store.integration, orders["order_id"].tolist()])
+        # 1. counterparties the rules decided to create (one per create_key, the first order's data: R-CUST-8)
         cp_for_order: dict[int, str] = {}
         for order_id, row in customers.iterrows():
-            if row["outcome"] in ("matched", "default"):
-                cp_for_order[order_id] = row["counterparty_uuid"] or r.default_customer
+            if row["outcome"] == "default":
+                cp_for_order[order_id] = r.default_customer
+            elif row["outcome"] == "matched":
+                cp_for_order[order_id] = row["counterparty_uuid"]
+        new = counterparties_to_create(customers.reset_index(), buyers)
+        uuid_for_key: dict[str, str] = {}
+        for row in new.itertuples(index=False):
+            uuid_for_key[row.create_key] = self._ensure_counterparty(str(row.create_key), {
+                "name": row.name, "phone": row.phone, "email": row.email,
+                "buyer_id": None if pd.isna(row.buyer_id) else int(row.buyer_id)})
         creates = customers[customers["outcome"] == "create"]
-        for key, group in creates.groupby("create_key", sort=False):
-            first = buyers.loc[group.index.intersection(buyers.index)].head(1)
-            data = {"name": None, "phone": None, "email": None, "buyer_id": None}
-            if len(first):
-                b = first.iloc[0]
-                data = {"name": b["full_name"], "phone": b["phone"], "email": b["email"],
-                        "buyer_id": None if pd.isna(b["buyer_id"]) else int(b["buyer_id"])}
-            uuid = self._ensure_counterparty(str(key), data)
-            for order_id in group.index:
-                cp_for_order[order_id] = uuid
+        for order_id, key in creates["create_key"].items():
+            cp_for_order[order_id] = uuid_for_key[key]
         # 2. items the rules decided to create (R-PROD-3/4: named as the line was at creation)
         to_create = lines[lines["outcome"] == "create"].drop_duplicates("create_key")
         item_for_key: dict[str, str] = {}

@@ -61,7 +61,10 @@ class Harness:
 
     @property
     def settings(self):
-        return load_settings(self.config_path).get(self.name)
+        stamp = self.config_path.stat().st_mtime_ns
+        if getattr(self, "_stamp", None) != stamp:
+            self._settings, self._stamp = load_settings(self.config_path).get(self.name), stamp
+        return self._settings
 
     @property
     def store(self) -> Store:
@@ -103,7 +106,8 @@ class Harness:
         out = {"orders": result}
         if documents:
             with self.bimp() as b:
-                docs = DocumentWriter(store, b, s, resolved)
+                blocked = set(issues["order_id"].astype(int))
+                docs = DocumentWriter(store, b, s, resolved, blocked)
                 docs.payments(day)
                 docs.sales(day, derived)
                 docs.returns(day, derived)
