@@ -396,28 +396,26 @@ class _Buyers:
     manager_id: list[int | None]
 
 
+_PHONE_FORMATS = (
+    "+380{n}", "380{n}", "0{n}", "+38 0{op} {a} {b} {c}", "0{op} {a}-{b}-{c}", "(0{op}){a}{b}{c}",
+    "+38 (0{op}) {a}-{b}-{c}", "0{op}-{a}-{b}-{c}", "+380 {op} {a} {b}{c}",
+)
+
+
 def _format_phone(nat9: str, style: int) -> str:
     """Render a 9-digit national number the way people type it."""
-    op, a, b, c = nat9[:2], nat9[2:5], nat9[5:7], nat9[7:9]
-    return [
-        f"+380{nat9}",
-        f"380{nat9}",
-        f"0{nat9}",
-        f"+38 0{op} {a} {b} {c}",
-        f"0{op} {a}-{b}-{c}",
-        f"(0{op}){a}{b}{c}",
-        f"+38 (0{op}) {a}-{b}-{c}",
-        f"0{op}-{a}-{b}-{c}",
-        f"+380 {op} {a} {b}{c}",
-    ][style]
+    return _PHONE_FORMATS[style].format(n=nat9, op=nat9[:2], a=nat9[2:5], b=nat9[5:7], c=nat9[7:9])
 
 
 _PHONE_STYLE_P = np.array([40, 8, 15, 8, 8, 5, 8, 4, 4], dtype=float)
 _PHONE_STYLE_P /= _PHONE_STYLE_P.sum()
 
 
+_TRANSLIT_TABLE = str.maketrans(_TRANSLIT)
+
+
 def _translit(s: str) -> str:
-    return "".join(_TRANSLIT.get(ch, ch) for ch in s.lower())
+    return s.lower().translate(_TRANSLIT_TABLE)
 
 
 def _buyer_count(orders: int) -> int:
@@ -447,6 +445,10 @@ def _buyers(shop: int, orders: int, seed: int) -> _Buyers:
     manager = rng.integers(0, 4, n)
     typo_pos = rng.integers(1, 4, n)
 
+    # Plain lists: element access on numpy arrays is slow in a Python loop.
+    (female, fi, mi, si, pi, layout, quirk, apos, ops, nums, styles, has_email, email_style, email_num, domain,
+     manager, typo_pos) = (a.tolist() for a in (female, fi, mi, si, pi, layout, quirk, apos, ops, nums, styles,
+                                                has_email, email_style, email_num, domain, manager, typo_pos))
     names, phones, e164, seconds, emails, managers = [], [], [], [], [], []
     for k in range(n):
         if female[k]:
