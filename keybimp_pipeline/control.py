@@ -1,65 +1,237 @@
-"""Integration control state outside DuckDB: paused or started, and the change history (R-CONN-5/6).
+"""Integration control state outside DuckDB: paused or started, the change history, the KeyCRM key registry.
 
-Sensors read it on every tick, so it lives in a small JSON file per integration that never waits on a
-run's DuckDB lock.  A new integration is paused until someone starts it.
+Sensors read the paused flag on every tick, so it lives in a small JSON file per integration that never
+waits on a run's DuckDB lock.  A new integration is paused until someone starts it (R-CONN-5).
+
+Every load of the integrations file (each CLI command, the Dagster code location) goes through
+:func:`on_load`, which
+
+* refuses a KeyCRM key that an integration of *another* Bimp company used before (R-CONN-3): the file
+  itself can only compare the keys it holds now, so the fingerprints seen are kept in a registry file
+  (``keycrm_keys.json`` in $KEYBIMP_DATA: integration, Bimp company, fingerprint — never a key);
+* records a snapshot of each integration's settings and appends one history entry per changed key,
+  old → new (R-CONN-6).  The snapshot holds variable names and key fingerprints, never a secret.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
+from keybimp_pipeline.settings import Integration, IntegrationsFile, SettingsError, key_fingerprint
 from keybimp_pipeline.storage.db import data_dir
+
+REGISTRY_FILE = "keycrm_keys.json"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _path(name: str) -> Path:
     return data_dir() / f"{name}.control.json"
 
 
+def _lock(path: Path) -> FileLock:
+    return FileLock(str(path) + ".lock", timeout=30)
+
+
 def read(name: str) -> dict:
+    """The control state of an integration; an integration never seen is paused with an empty history."""
     path = _path(name)
     if not path.exists():
-        return {"paused": True, "history": [], "fingerprints": {}}
-    return json.loads(path.read_text())
+        return {"paused": True, "history": []}
+    state = json.loads(path.read_text(encoding="utf-8"))
+    state.setdefault("paused", True)
+    state.setdefault("history", [])
+    return state
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, path)  # readers (sensor ticks) see the old or the new file, never half of one
 
 
 def _write(name: str, state: dict) -> None:
-    path = _path(name)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1, default=str))
-    os.replace(tmp, path)
+    _write_json(_path(name), state)
 
 
 def is_paused(name: str) -> bool:
     return bool(read(name).get("paused", True))
 
 
-def set_paused(name: str, paused: bool, who: str = "cli") -> None:
-    with FileLock(str(_path(name)) + ".lock"):
+def set_paused(name: str, paused: bool, who: str = "cli") -> bool:
+    """Pause or start all automations of ``name`` in one action; True when the state changed (logged)."""
+    with _lock(_path(name)):
         state = read(name)
-        if state.get("paused", True) != paused:
+        changed = state.get("paused", True) != paused
+        if changed:
             state["paused"] = paused
-            state["history"].append({"at": datetime.now(UTC).isoformat(), "who": who,
-                                     "event": "pause" if paused else "start"})
+            state["history"].append({"at": _now(), "who": who, "event": "pause" if paused else "start"})
         _write(name, state)
+        return changed
+
+
+def history(name: str) -> list[dict]:
+    return list(read(name).get("history", []))
 
 
 def record_settings(name: str, snapshot: dict) -> list[dict]:
-    """Store the settings snapshot; append one history entry per changed key (old → new)."""
-    with FileLock(str(_path(name)) + ".lock"):
+    """Store the settings snapshot; append one history entry per changed key (old → new).
+
+    The first snapshot of an integration is logged as its creation (paused, R-CONN-5) rather than as a
+    change of every key.
+    """
+    with _lock(_path(name)):
         state = read(name)
         old = state.get("settings")
-        changes = []
-        if old is not None:
+        changes: list[dict] = []
+        now = _now()
+        if old is None:
+            state["history"].append({"at": now, "event": "created",
+                                     "paused": bool(state.get("paused", True))})
+        else:
             for key in sorted(set(old) | set(snapshot)):
                 if old.get(key) != snapshot.get(key):
-                    changes.append({"at": datetime.now(UTC).isoformat(), "event": "setting", "key": key,
+                    changes.append({"at": now, "event": "setting", "key": key,
                                     "old": old.get(key), "new": snapshot.get(key)})
-        state["settings"] = snapshot
-        state["history"].extend(changes)
-        _write(name, state)
+        if old != snapshot or "settings" not in state:
+            state["settings"] = snapshot
+            state["history"].extend(changes)
+            _write(name, state)
         return changes
+
+
+def snapshot(integration: Integration) -> dict:
+    """The settings as dotted keys, plus the KeyCRM key's fingerprint when its variable is set.
+
+    The fingerprint makes a key rotation visible in the history without ever writing the key.
+    """
+    snap = integration.settings_snapshot()
+    key = os.environ.get(integration.keycrm.api_key_env)
+    if key:
+        snap["keycrm.api_key_fingerprint"] = key_fingerprint(key)
+    return snap
+
+
+# --------------------------------------------------------------------------------------------------
+# R-CONN-3 across time: the fingerprints seen, with the Bimp company each served
+# --------------------------------------------------------------------------------------------------
+
+
+def registry_path() -> Path:
+    return data_dir() / REGISTRY_FILE
+
+
+def read_registry() -> list[dict]:
+    path = registry_path()
+    if not path.exists():
+        return []
+    return list(json.loads(path.read_text(encoding="utf-8")).get("keys", []))
+
+
+def _company_ids(url: str, company: str, extra: Iterable[str] = ()) -> set[str]:
+    """A company is known by its code and its uuid, on one Bimp service (url)."""
+    base = url.rstrip("/").casefold()
+    return {f"{base}|{str(c).strip().casefold()}" for c in [company, *extra] if c}
+
+
+def _entry_ids(entry: dict) -> set[str]:
+    return _company_ids(entry.get("bimp_url", ""), entry.get("company", ""), entry.get("company_ids", []))
+
+
+def _known_ids(entries: list[dict], ids: set[str]) -> set[str]:
+    """Widen ``ids`` with the aliases (code ↔ uuid) the registry learned for the same company."""
+    out = set(ids)
+    for entry in entries:
+        eids = _entry_ids(entry)
+        if eids & out:
+            out |= eids
+    return out
+
+
+def key_problems(settings: IntegrationsFile) -> list[str]:
+    """Integrations whose KeyCRM key served another Bimp company before (R-CONN-3), one line each."""
+    entries = read_registry()
+    out: list[str] = []
+    for index, integration in enumerate(settings.integrations):
+        key = os.environ.get(integration.keycrm.api_key_env)
+        if not key:
+            continue  # nothing to compare; the command that needs the key reports the missing variable
+        fp = key_fingerprint(key)
+        ids = _known_ids(entries, _company_ids(integration.bimp.url, integration.bimp.company))
+        for entry in entries:
+            if entry.get("fingerprint") == fp and not (_entry_ids(entry) & ids):
+                out.append(
+                    f"integrations[{index}].keycrm.api_key_env: the KeyCRM API key in {integration.keycrm.api_key_env} "
+                    f"(fingerprint {fp}) already served Bimp company '{entry.get('company')}' through integration "
+                    f"'{entry.get('integration')}'; one KeyCRM key may serve only one Bimp company (R-CONN-3). "
+                    f"If that account really moved, remove fingerprint {fp} from {registry_path()}")
+                break
+    return out
+
+
+def remember_keys(settings: IntegrationsFile, company_ids: dict[str, Iterable[str]] | None = None) -> None:
+    """Add each integration's (name, Bimp company, key fingerprint) to the registry.
+
+    ``company_ids`` (integration name → the company's code and uuid, as learned from Bimp by `check`) lets a
+    company named by code in one file and by uuid in another be recognised as the same one.
+    """
+    path = registry_path()
+    with _lock(path):
+        entries = read_registry()
+        changed = False
+        for integration in settings.integrations:
+            key = os.environ.get(integration.keycrm.api_key_env)
+            if not key:
+                continue
+            fp = key_fingerprint(key)
+            found = next((e for e in entries if e.get("fingerprint") == fp and e.get("integration") == integration.name
+                          and e.get("company") == integration.bimp.company
+                          and e.get("bimp_url") == integration.bimp.url), None)
+            extra = sorted({str(x) for x in (company_ids or {}).get(integration.name, []) if x})
+            if found is None:
+                entries.append({"integration": integration.name, "bimp_url": integration.bimp.url,
+                                "company": integration.bimp.company, "fingerprint": fp,
+                                "company_ids": extra, "first_seen": _now()})
+                changed = True
+            elif extra and not set(extra) <= set(found.get("company_ids", [])):
+                found["company_ids"] = sorted(set(found.get("company_ids", [])) | set(extra))
+                changed = True
+        if changed:
+            _write_json(path, {"keys": entries})
+
+
+def on_load(settings: IntegrationsFile) -> None:
+    """What every load of the integrations file does: refuse a key of another company, log setting changes.
+
+    Raises SettingsError (one line per integration at fault) before anything is recorded.
+    """
+    problems = key_problems(settings)
+    if problems:
+        raise SettingsError(problems)
+    remember_keys(settings)
+    for integration in settings.integrations:
+        record_settings(integration.name, snapshot(integration))
+
+
+__all__ = [
+    "history",
+    "is_paused",
+    "key_problems",
+    "on_load",
+    "read",
+    "read_registry",
+    "record_settings",
+    "registry_path",
+    "remember_keys",
+    "set_paused",
+    "snapshot",
+]
