@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 
+from keybimp_pipeline import control
 from keybimp_pipeline.defs import resources
+from keybimp_pipeline.defs.checks import build_order_checks
 from keybimp_pipeline.defs.orders import build_order_assets
 from keybimp_pipeline.defs.partitions import integration_partitions, orders_partitions
 from keybimp_pipeline.defs.sensors import build_order_sensors
-from keybimp_pipeline.defs.uploads import build_upload_assets, build_upload_schedules
+from keybimp_pipeline.defs.uploads import STOCK_ASSETS, build_upload_assets, build_upload_schedules
 
 SETTINGS = resources.load()
+control.on_load(SETTINGS)  # R-CONN-3 key registry, R-CONN-6 settings history: on every code-location load
 ORDERS_PARTITIONS = orders_partitions(SETTINGS)
 INTEGRATIONS = integration_partitions(SETTINGS)
 ORDER_ASSETS = build_order_assets(ORDERS_PARTITIONS)
+ORDER_CHECKS = build_order_checks(ORDERS_PARTITIONS)
 UPLOAD_ASSETS, UPLOAD_CHECKS = build_upload_assets(INTEGRATIONS)
+
+# Freshness (policy applied once, here): an integration that stopped syncing shows its assets as stale.
+# Order assets materialise whenever the sensor finds changed orders; a shop with no order change in a
+# day has most likely stopped syncing.  Uploads run on schedules: stale after a few missed ticks.
+_UPLOAD_EVERY = max(max(i.stocks.every_minutes, i.prices.every_minutes) for i in SETTINGS.integrations)
+ORDERS_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=24), warn_window=timedelta(hours=6))
+UPLOADS_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=max(6 * _UPLOAD_EVERY, 120)),
+                                                   warn_window=timedelta(minutes=3 * _UPLOAD_EVERY))
 
 sync_orders = dg.define_asset_job(
     "sync_orders", selection=dg.AssetSelection.assets(*ORDER_ASSETS),
     description="KeyCRM orders of one day of one integration → Bimp documents.")
 upload_stocks = dg.define_asset_job(
-    "upload_stocks", selection=dg.AssetSelection.assets("stock_upload_plan", "keycrm_stock_upload"),
+    "upload_stocks", selection=dg.AssetSelection.assets(*STOCK_ASSETS),
     description="Bimp stocks → KeyCRM, behind the migration guard.")
 upload_prices = dg.define_asset_job(
     "upload_prices", selection=dg.AssetSelection.assets("keycrm_price_upload"),
@@ -28,9 +42,15 @@ upload_prices = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[*ORDER_ASSETS, *UPLOAD_ASSETS],
-    asset_checks=UPLOAD_CHECKS,
+    asset_checks=[*ORDER_CHECKS, *UPLOAD_CHECKS],
     jobs=[sync_orders, upload_stocks, upload_prices],
     sensors=build_order_sensors(SETTINGS, sync_orders),
     schedules=build_upload_schedules(SETTINGS, upload_stocks, upload_prices),
     resources={"keybimp": resources.Keybimp()},
+).map_resolved_asset_specs(
+    func=lambda spec: dg.apply_freshness_policy(spec, ORDERS_FRESHNESS),
+    selection=dg.AssetSelection.assets(*ORDER_ASSETS),
+).map_resolved_asset_specs(
+    func=lambda spec: dg.apply_freshness_policy(spec, UPLOADS_FRESHNESS),
+    selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
 )
