@@ -24,7 +24,13 @@ from decimal import Decimal
 import pandas as pd
 
 from keybimp_pipeline.rules.prices import plan_price_upload
-from keybimp_pipeline.rules.stocks import KEYCRM_BATCH_LIMIT, GuardResult, batches, plan_stock_upload, stock_guard
+from keybimp_pipeline.rules.stocks import (
+    KEYCRM_BATCH_LIMIT,
+    GuardResult,
+    batches,
+    plan_stock_upload,
+    stock_guard,
+)
 from keybimp_pipeline.storage.db import Store
 from keybimp_pipeline.sync import reference
 from keybimp_pipeline.sync.resolve import Resolved
@@ -294,8 +300,8 @@ def _price_list(store: Store, wanted: str | None) -> str:
 def _not_found_markdown(not_found: pd.DataFrame, limit: int = 20) -> str:
     if not_found.empty:
         return "every priced Bimp item is found in KeyCRM by SKU"
-    lines = [f"**{len(not_found)} Bimp items have no KeyCRM offer with the same SKU** (with create_missing each "
-             "becomes a new KeyCRM product; an SKU differing by one character makes a duplicate)", "",
+    lines = [(f"**{len(not_found)} Bimp items have no KeyCRM offer with the same SKU** (with create_missing each "
+             "becomes a new KeyCRM product; an SKU differing by one character makes a duplicate)"), "",
              "| Bimp SKU | name | price | KeyCRM SKU that looks the same |", "|---|---|---|---|"]
     for row in not_found.head(limit).itertuples(index=False):
         similar = row.similar_keycrm_sku if isinstance(row.similar_keycrm_sku, str) else ""
