@@ -83,16 +83,21 @@ def _asset_metadata(result, asset: str) -> dict:
 
 
 def cmd_stocks(args: argparse.Namespace) -> int:
-    """Plan, guard and upload stocks; a blocked plan prints its preview and uploads nothing."""
-    result = _materialize_upload(args.name, ["stock_upload_plan", "keycrm_stock_upload"],
+    """Snapshot, plan, guard and upload stocks; a blocked plan prints its preview and uploads nothing (exit 3)."""
+    from keybimp_pipeline.defs.uploads import STOCK_ASSETS
+
+    result = _materialize_upload(args.name, list(STOCK_ASSETS),
                                  {"ops": {"stock_upload_plan": {"config": {"confirm": bool(args.confirm)}}}})
     plan = _asset_metadata(result, "stock_upload_plan")
     if plan:
         print(plan.get("preview", ""))
     upload = _asset_metadata(result, "keycrm_stock_upload")
     if upload:
-        print(f"uploaded {upload['stocks_sent']} stocks in {upload['requests']} requests "
-              f"(floor {upload['request_floor']})")
+        if upload["stocks_sent"]:
+            print(f"uploaded {upload['stocks_sent']} stocks in {upload['requests']} PUT /offers/stocks requests "
+                  f"(floor {upload['request_floor']}: one warehouse a call, {upload['batch_size']} a batch)")
+        else:
+            print("nothing to upload: KeyCRM already shows Bimp's stock (0 requests)")
         return 0
     if plan.get("blocked") and not args.confirm:
         print(f"\nnothing uploaded: the migration guard stopped it. Check the preview, then "
@@ -103,12 +108,18 @@ def cmd_stocks(args: argparse.Namespace) -> int:
 
 
 def cmd_prices(args: argparse.Namespace) -> int:
-    result = _materialize_upload(args.name, ["keycrm_price_upload"])
+    """Upload changed prices (and create missing items when create_missing); --dry-run only reports."""
+    dry_run = bool(getattr(args, "dry_run", False))
+    result = _materialize_upload(args.name, ["keycrm_price_upload"],
+                                 {"ops": {"keycrm_price_upload": {"config": {"dry_run": dry_run}}}})
     meta = _asset_metadata(result, "keycrm_price_upload")
     if not meta:
         print("the price upload failed: see the run in the Dagster UI", file=sys.stderr)
         return 1
-    print(f"prices updated: {meta['updates']} in {meta['requests']} requests; items created in KeyCRM: "
+    if meta["would_create"]:
+        print(meta["not_found_preview"])
+    verb = "would update" if dry_run else "prices updated:"
+    print(f"{verb} {meta['updates']} in {meta['requests']} PUT /offers requests; items created in KeyCRM: "
           f"{meta['created']}; Bimp items KeyCRM lacks by SKU: {meta['would_create']} "
           f"(of which {meta['similar_skus']} look like a typo of an existing SKU)")
     return 0
@@ -243,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stocks)
     p = sub.add_parser("prices", help="upload Bimp prices to KeyCRM")
     p.add_argument("name")
+    p.add_argument("--dry-run", action="store_true", help="report what would change and be created, write nothing")
     p.set_defaults(func=cmd_prices)
     for name in ("start", "pause"):
         p = sub.add_parser(name, help=f"{name} all automations of an integration")
