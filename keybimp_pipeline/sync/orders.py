@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 # The `integration.system` uuid under which keybimp stores KeyCRM ids on Bimp records (stable, ours).
 KEYBIMP_SYSTEM = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, "https://keybimp.dev/keycrm"))
 EXTERNAL_ID_SOURCE = "keycrm"
+
+
+def external_id_source(integration: str) -> str:
+    """The counterparty external-id source of one integration (R-CONN-4): KeyCRM buyer ids of two shops
+    writing into one Bimp company overlap, so each integration keeps its own buyer-id map."""
+    return f"{EXTERNAL_ID_SOURCE}:{integration}"
 ISSUE_COLS = ["order_id", "entity", "code", "detail"]
 
 
@@ -176,7 +182,7 @@ class OrderWriter:
         entry = self.ledger.entries("counterparty", [create_key])
         if len(entry) and entry["state"].iloc[0] == DONE:
             return entry["bimp_uuid"].iloc[0]
-        external = f"keycrm-buyer-{create_key}"
+        external = f"{self.store.integration}:keycrm-buyer-{create_key}"  # per integration (R-CONN-4)
         body = {"name": data.get("name") or "Покупець KeyCRM", "isCustomer": True, "isSupplier": False,
                 "isSoleProprietor": False, "integration": {"system": KEYBIMP_SYSTEM, "externalId": external}}
         if data.get("phone"):
@@ -194,7 +200,7 @@ class OrderWriter:
             self.result.counterparties_created += 1
         if data.get("buyer_id") is not None:
             try:
-                self.bimp.save_external_id(uuid, EXTERNAL_ID_SOURCE, str(data["buyer_id"]))
+                self.bimp.save_external_id(uuid, external_id_source(self.store.integration), str(data["buyer_id"]))
             except BimpBusinessError as err:
                 # the buyer already has a counterparty (R-CUST-4: a changed phone splits the history);
                 # the `id` search keeps finding the first one, as documented
@@ -245,7 +251,7 @@ class OrderWriter:
         entry = self.ledger.entries("product", [create_key])
         if len(entry) and entry["state"].iloc[0] == DONE:
             return entry["bimp_uuid"].iloc[0]
-        external = f"keycrm-offer-{create_key}"
+        external = f"{self.store.integration}:keycrm-offer-{create_key}"  # per integration (R-CONN-4)
         body = {"type": "goods", "name": data["name"] or data.get("sku") or f"KeyCRM {create_key}",
                 "unitOfMeasurementUuid": self.resolved.unit,
                 "integration": {"system": KEYBIMP_SYSTEM, "externalId": external}}
@@ -266,9 +272,10 @@ class OrderWriter:
         return uuid
 
     # ---- documents ---------------------------------------------------------------------------
-    def _find_order_by_number(self, doc_number: str) -> str | None:
+    def _find_order_by_number(self, doc_number: str, comment: str) -> str | None:
+        """A killed run's order; the comment names the integration, so another shop's KC-<same id> is not it."""
         for doc in self.bimp.customer_orders():
-            if doc.get("docNumber") == doc_number:
+            if doc.get("docNumber") == doc_number and doc.get("comment") == comment:
                 return doc["uuid"]
         return None
 
@@ -407,10 +414,11 @@ class OrderWriter:
         body = {"buyer": counterparty, "detailedWarehouses": False, "organization": r.organization,
                 "contract": contract, "warehouse": r.warehouse, "lineOfBusiness": r.line_of_business,
                 "project": r.project, "status": status, "date": order["doc_date"], "docNumber": doc_number,
-                "internalNumber": str(order_id), "comment": f"KeyCRM order {order_id}", "products": products}
+                "internalNumber": str(order_id), "comment": f"KeyCRM order {order_id} ({self.store.integration})",
+                "products": products}
         uuid = None
         if entry is not None and entry["state"] == PENDING:
-            uuid = self._find_order_by_number(doc_number)
+            uuid = self._find_order_by_number(doc_number, body["comment"])
         if uuid is None:
             self.ledger.pending("customer_order", order_id, chash, {"status": status})
             uuid = self.bimp.create_customer_order(body)

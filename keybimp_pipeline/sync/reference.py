@@ -114,6 +114,8 @@ def refresh_bimp(store: Store, client, *, external_id_source: str) -> int:
     items += rows("nomenclature_group", client.nomenclature_groups(), parent="parentuuid")
     items += rows("nomenclature", client.nomenclature(), article="article", parent="group")
     items += rows("counterparty", client.counterparties(), phone="phoneNumber", email="email")
-    items += rows("counterparty_external_id", client.counterparty_external_ids(source=external_id_source),
+    # each integration keeps its own buyer-id map (R-CONN-4): KeyCRM buyer ids of two shops overlap
+    items += rows("counterparty_external_id",
+                  client.counterparty_external_ids(source=f"{external_id_source}:{store.integration}"),
                   id="counterpartyUuid", alias="externalId")
     return save(store, "bimp", items)
