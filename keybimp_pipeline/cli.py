@@ -45,7 +45,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 2
     instance = dg.DagsterInstance.get()
     failed = []
-    run_config = {"ops": {"keycrm_orders_raw": {"config": {"full_refresh": bool(args.full_refresh)}}}}
+    run_config = {"ops": {"keycrm_orders_raw": {"config": {"full_refresh": bool(args.full_refresh)}}},
+                  "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     for day in _days(start, end):
         result = dg.materialize(
             definitions.ORDER_ASSETS, partition_key=key(args.name, day), instance=instance,
@@ -71,7 +72,9 @@ def _materialize_upload(name: str, selection: list[str], run_config: dict | None
     assets = [a for a in definitions.UPLOAD_ASSETS if any(k.to_user_string() in selection for k in a.keys)]
     return dg.materialize(assets + list(definitions.UPLOAD_CHECKS), partition_key=name,
                           instance=dg.DagsterInstance.get(), resources={"keybimp": definitions.resources.Keybimp()},
-                          run_config=run_config or {}, raise_on_error=False, selection=selection,
+                          run_config={**(run_config or {}),
+                                      "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                          raise_on_error=False, selection=selection,
                           tags={"keybimp/integration": name, "keybimp/trigger": "cli"})
 
 
@@ -138,10 +141,11 @@ def summarize(name: str) -> dict:
     ledger = Ledger(store).frame()
     done = ledger[ledger["state"] == DONE]
     orders = done[done["entity"] == "customer_order"]
-    reserved = 0.0
-    for detail in orders["detail"]:
+    sold = set(done.loc[done["entity"] == "sales_invoice", "crm_id"])
+    reserved = 0.0  # still held: reserves of customer orders neither cancelled nor sold (a sale consumes them)
+    for crm_id, detail in zip(orders["crm_id"], orders["detail"], strict=True):
         d = json.loads(detail or "{}")
-        if not d.get("released"):
+        if not d.get("released") and crm_id not in sold:
             reserved += sum(float(v) for v in (d.get("reserves") or {}).values())
     return {
         "orders_seen": one("SELECT count(*) FROM raw_orders WHERE integration=?"),
@@ -166,7 +170,7 @@ def format_summary(name: str, s: dict) -> str:
              f"counterparties created       {s['counterparties_created']:>7}   "
              f"(orders matched to existing: {s['customers_matched']})",
              f"products created             {s['products_created']:>7}   (lines matched: {s['lines_matched']})",
-             f"units reserved               {s['reserved_units']:>7}",
+             f"units reserved (open orders) {s['reserved_units']:>7}",
              "records in the ledger: " + ", ".join(f"{k} {v}" for k, v in s["documents"].items())]
     if s["issues_by_code"]:
         lines.append("open sync issues: " + ", ".join(f"{k} {v}" for k, v in s["issues_by_code"].items())
@@ -218,14 +222,73 @@ def cmd_start_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    """R-CONN-6: when, and what changed (old → new); starts and pauses.  Never a secret: fingerprints only."""
     from keybimp_pipeline import control
 
-    for entry in control.read(args.name).get("history", []):
+    entries = control.history(args.name)
+    if not entries:
+        print(f"{args.name}: no history yet (the integration was never loaded)")
+    for entry in entries:
         if entry.get("event") == "setting":
             print(f"{entry['at']}  {entry['key']}: {entry['old']!r} → {entry['new']!r}")
+        elif entry.get("event") == "created":
+            print(f"{entry['at']}  created ({'paused' if entry.get('paused', True) else 'started'})")
         else:
-            print(f"{entry['at']}  {entry['event']}")
+            who = f" (by {entry['who']})" if entry.get("who") else ""
+            print(f"{entry['at']}  {entry['event']}{who}")
+    state = "paused" if control.is_paused(args.name) else "started"
+    print(f"{args.name} is {state} now")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """R-CONN-2/3: the file is valid, both APIs answer with each integration's credentials, names resolve."""
+    from keybimp_pipeline import check
+    from keybimp_pipeline.defs.resources import load
+
+    settings = load()
+    if args.name and args.name not in settings.names():
+        print(f"keybimp: no integration named {args.name!r}; known: {', '.join(settings.names())}", file=sys.stderr)
+        return 2
+    reports = check.check(settings, [args.name] if args.name else None)
+    problems = 0
+    for report in reports:
+        for line in report.lines():
+            print(line, flush=True)
+        problems += len(report.problems)
+    if problems:
+        print(f"check failed: {problems} problem(s) in {sum(not r.ok for r in reports)} integration(s)",
+              file=sys.stderr)
+        return 1
+    print(f"check passed: {len(reports)} integration(s)")
+    return 0
+
+
+_NO_SETTINGS = {"emulate"}  # commands that never read the integrations file
+_SETTINGS_OPTIONAL = {"history", "issues"}  # these still work when the file is broken
+
+
+def _on_load(args: argparse.Namespace) -> None:
+    """Every command that reads the integrations file records settings changes in the history (R-CONN-6) and
+    refuses a KeyCRM key that served another Bimp company (R-CONN-3).  `check` reports that refusal itself."""
+    if args.command in _NO_SETTINGS:
+        return
+    from keybimp_pipeline import control
+    from keybimp_pipeline.defs.resources import load
+
+    try:
+        control.on_load(load())
+    except SettingsError as err:
+        if args.command in _SETTINGS_OPTIONAL:
+            print(f"keybimp: warning: the settings file was not loaded:\n{err}", file=sys.stderr)
+            return
+        if args.command == "check" and "R-CONN-3" in str(err):
+            return  # check prints it per integration, next to its other problems
+        raise
+    name = getattr(args, "name", None)
+    if args.command in ("sync", "stocks", "prices") and name and control.is_paused(name):
+        print(f"note: '{name}' is paused, so its sensor and schedules skip; this manual {args.command} runs "
+              f"anyway (`keybimp start {name}` resumes the automations)", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,12 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("history", help="settings changes, starts and pauses of an integration")
     p.add_argument("name")
     p.set_defaults(func=cmd_history)
+    p = sub.add_parser("check", help="validate the file, then call both APIs with each integration's "
+                                     "credentials and resolve every named object")
+    p.add_argument("name", nargs="?", help="only this integration (default: all)")
+    p.set_defaults(func=cmd_check)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _on_load(args)
         return args.func(args)
     except SettingsError as err:
         print(f"keybimp: settings error:\n{err}", file=sys.stderr)

@@ -1220,6 +1220,15 @@ def bimp_state(orders: int = 3000, *, seed: int = 20261203, days: int = 90, end:
     dup_sku = regular[0]  # the most ordinary SKU gets a second card in Bimp
     renamed_sku = regular[1]
     stock_rng = np.random.default_rng([seed, 62])
+    # The shop received goods over the months the demo covers: Bimp's stock covers what the orders take,
+    # plus a margin, except for a few short items (so reserves and sales meet real shortages, not a void).
+    demand: dict[str, float] = {}
+    if orders <= 200_000:
+        for s in range(1, shops + 1):
+            for o in iter_demo_orders(orders, seed=seed, days=days, end=end, shop=s):
+                for line in o["products"]:
+                    sku = (line.get("offer") or {}).get("sku") or line.get("sku")
+                    demand[sku] = demand.get(sku, 0.0) + float(line.get("quantity") or 0)
 
     nomenclature, prices, stock = [], [], []
     code = 1
@@ -1270,8 +1279,8 @@ def bimp_state(orders: int = 3000, *, seed: int = 20261203, days: int = 90, end:
         if not of.gift:
             prices.append({"nomenclatureUuid": item["uuid"], "priceListUuid": pl_whole["uuid"],
                            "amount": _money(round(retail * 0.8 / 100) * 100), "date": price_date})
-        q_main = int(stock_rng.integers(5, 60))
-        if stock_rng.random() < 0.08:
+        q_main = int(np.ceil(demand.get(sku, 0.0))) + int(stock_rng.integers(5, 60))
+        if stock_rng.random() < 0.04:
             q_main = int(stock_rng.integers(0, 2))  # short on the main warehouse
         stock.append({"warehouseUuid": wh_main["uuid"], "nomenclatureUuid": item["uuid"], "quantity": q_main})
         if stock_rng.random() < 0.5:
