@@ -104,12 +104,16 @@ def _derive(store: Store, day: date, integration, resolved: Resolved) -> Derived
     rejected_customers = customers[customers["code"].notna()]
     issues.append(_issues(rejected_customers[["order_id", "code", "detail"]]))
     rejected_lines = products[products["code"].notna()]
+    partial = pd.DataFrame(columns=ISSUE_COLS)
     if len(rejected_lines):
         from keybimp_pipeline.rules.products import order_outcomes
 
         outcomes = order_outcomes(products)
-        bad = outcomes[~outcomes["ok"].astype(bool)]
+        ok = outcomes["ok"].astype(bool)
+        bad = outcomes[~ok]
         issues.append(_issues(bad[["order_id", "code", "detail"]]))
+        # R-PROD-5: an order with only SOME mismatched lines is created without them; still reported
+        partial = _issues(outcomes[ok & outcomes["code"].notna()][["order_id", "code", "detail"]])
     all_issues = pd.concat(issues, ignore_index=True)
     # an order without lines cannot become a customer order
     no_lines = orders[~orders["order_id"].isin(lines["order_id"])]
@@ -123,8 +127,6 @@ def _derive(store: Store, day: date, integration, resolved: Resolved) -> Derived
     ok_lines = lines[lines["order_id"].isin(ok_orders["order_id"])].merge(
         products[["order_id", "line_no", "outcome", "nomenclature_uuid", "create_key"]],
         on=["order_id", "line_no"], how="left")
-    # R-PROD-5: a line whose name matches an item with another article is left out of a created order
-    ok_lines = ok_lines[ok_lines["outcome"] != "rejected"]
     # totals: discounts spread over lines; the document must equal the KeyCRM order to the kopiyka
     ok_orders["expected_total_kop"] = ok_orders["grand_total_kop"] - ok_orders["shipping_price_kop"]
     doc_lines, totals = document_lines(
@@ -138,6 +140,13 @@ def _derive(store: Store, day: date, integration, resolved: Resolved) -> Derived
     doc_lines = doc_lines.merge(ok_lines[["order_id", "line_no", "outcome", "nomenclature_uuid", "create_key",
                                           "sku", "name", "offer_id"]], on=["order_id", "line_no"])
     doc_lines = doc_lines[doc_lines["order_id"].isin(ok_orders["order_id"])]
+    # R-PROD-5: a line whose name matches an item with another article is left out of a created order.
+    # Money was checked on the whole order above (discounts spread over every line), so the document
+    # holds exactly the KeyCRM lines it keeps; dropping before the check would fail every such order.
+    doc_lines = doc_lines[doc_lines["outcome"] != "rejected"]
+    partial = partial[partial["order_id"].isin(ok_orders["order_id"])]
+    if len(partial):
+        all_issues = pd.concat([all_issues, partial], ignore_index=True)
     doc_lines["is_service"] = False
 
     # R-PROD-7: the shipping cost becomes a line with the delivery service item
@@ -426,3 +435,23 @@ class OrderWriter:
         self.ledger.done("customer_order", order_id, uuid, chash,
                          {"status": status, "reserves": reserves, "released": cancelled,
                           "doc_number": doc_number, "counterparty": counterparty, "contract": contract})
+
+
+def write_customer_orders(store: Store, day: date, integration, resolved: Resolved, bimp
+                          ) -> tuple[Derived, WriteResult, pd.DataFrame]:
+    """Derive and write one day's customer orders under the integration's writer lock.
+
+    Matching is repeated inside the lock (it is cheap and reads the ledger), so a counterparty or item
+    that a concurrent run of the same integration created a moment ago is found instead of created twice.
+    Returns the derivation, the write result and the day's customer-order sync issues as stored.
+    """
+    from keybimp_pipeline.sync.issues import save_issues
+    from keybimp_pipeline.sync.match import match_day
+
+    with store.writer():
+        match_day(store, day, integration)
+        derived = derive_customer_orders(store, day, integration, resolved)
+        result = OrderWriter(store, bimp, integration, resolved).write(derived)
+    issues = pd.concat([derived.issues, pd.DataFrame(result.issues, columns=ISSUE_COLS)], ignore_index=True)
+    saved = save_issues(store, day, ["customer_order"], issues)
+    return derived, result, saved
