@@ -66,9 +66,16 @@ class StockUploadBlocked(RuntimeError):
     """The migration guard stopped this plan and nobody confirmed it (R-STOCK-7)."""
 
 
+_ENSURED: set[str] = set()  # store files whose upload tables this process has created
+
+
 def _ensure(store: Store) -> None:
+    key = str(store.path)
+    if key in _ENSURED and store.path.exists():
+        return
     with store.connect() as con:
         con.execute(SCHEMA)
+    _ENSURED.add(key)
 
 
 def _kop(value: object) -> int | None:
@@ -139,11 +146,12 @@ def snapshot_bimp_stock(store: Store, bimp, resolved: Resolved) -> dict:
     frame, counts = bimp_stock(bimp, resolved, list(resolved.warehouses))
     frame["keycrm_warehouse_id"] = frame["warehouse_uuid"].map(resolved.warehouses).astype("int64")
     frame["free"] = (frame["quantity"] - frame["reserved"]).clip(lower=0.0)
-    _replace(store, "bimp_stock_snapshot", frame, BIMP_COLUMNS)
     summary = {"rows": len(frame), "items": int(frame["nomenclature_uuid"].nunique()),
                "per_warehouse": counts, "quantity": float(frame["quantity"].sum()),
                "reserved": float(frame["reserved"].sum()), "free": float(frame["free"].sum())}
-    _put_state(store, "bimp_stock", len(frame), summary)
+    with store.connect():  # one connection for both writes (after the API calls, never across them)
+        _replace(store, "bimp_stock_snapshot", frame, BIMP_COLUMNS)
+        _put_state(store, "bimp_stock", len(frame), summary)
     return summary
 
 
@@ -167,12 +175,13 @@ def snapshot_keycrm_stock(store: Store, keycrm) -> dict:
     """Read KeyCRM's offers and per-warehouse stock and keep them (what the plan diffs against)."""
     _ensure(store)
     offers, stock = keycrm_catalogue(keycrm)
-    _replace(store, "keycrm_offers_snapshot", offers, OFFER_COLUMNS)
-    _replace(store, "keycrm_stock_snapshot", stock, KC_STOCK_COLUMNS)
     per_wh = stock.groupby("warehouse_id")["quantity"].apply(lambda q: int((q > 0).sum())) if len(stock) else {}
     summary = {"offers": len(offers), "stock_rows": len(stock),
                "nonzero_per_warehouse": {str(k): int(v) for k, v in dict(per_wh).items()}}
-    _put_state(store, "keycrm_stock", len(stock), summary)
+    with store.connect():
+        _replace(store, "keycrm_offers_snapshot", offers, OFFER_COLUMNS)
+        _replace(store, "keycrm_stock_snapshot", stock, KC_STOCK_COLUMNS)
+        _put_state(store, "keycrm_stock", len(stock), summary)
     return summary
 
 
@@ -207,29 +216,30 @@ def plan_stocks(store: Store, integration, resolved: Resolved, *, confirm: bool 
     for :func:`upload_stocks`.
     """
     _ensure(store)
-    cfg = integration.stocks
-    bimp = _read(store, "bimp_stock_snapshot", BIMP_COLUMNS)
-    offers = _read(store, "keycrm_offers_snapshot", OFFER_COLUMNS)
-    kc_stock = _read(store, "keycrm_stock_snapshot", KC_STOCK_COLUMNS)
-    acks = store.query("SELECT sku, warehouse_id, quantity FROM stock_acks WHERE integration=?", [store.integration])
-    plan = plan_stock_upload(bimp, offers[["offer_id", "sku"]], kc_stock, acks, free_only=cfg.free_only,
-                             warehouse_map=resolved.warehouses, skip_zero=cfg.skip_zero,
-                             all_warehouses=cfg.all_warehouses)
-    baseline = get_state(store, "bimp_baseline")
-    bimp_state = get_state(store, "bimp_stock") or {}
-    expected = int(baseline["rows"] * PARTIAL_SHARE) if baseline else None
-    first = get_state(store, "stock_upload") is None and acks.empty
-    guard = stock_guard(plan, kc_stock, first_upload=first, bimp_rows=len(bimp), bimp_expected_items=expected,
-                        guard_zeroed_share=cfg.guard_zeroed_share, warehouse_ids=list(resolved.warehouses.values()))
-    extra = _partial_reasons(bimp_state.get("per_warehouse") or {}, baseline, {})
-    if extra and len(bimp):
-        guard.reasons.extend(extra)
-        guard.blocked = True
-    _replace(store, "stock_plan", plan, PLAN_COLUMNS)
-    _put_state(store, "stock_plan", len(plan), {
-        "blocked": guard.blocked, "confirmed": bool(confirm), "reasons": guard.reasons,
-        "changes": guard.changes, "to_zero": guard.to_zero, "nonzero_now": guard.nonzero_now,
-        "bimp_rows": len(bimp), "bimp_per_warehouse": bimp_state.get("per_warehouse") or {}})
+    with store.connect():  # no API call in here: one connection for the whole step
+        cfg = integration.stocks
+        bimp = _read(store, "bimp_stock_snapshot", BIMP_COLUMNS)
+        offers = _read(store, "keycrm_offers_snapshot", OFFER_COLUMNS)
+        kc_stock = _read(store, "keycrm_stock_snapshot", KC_STOCK_COLUMNS)
+        acks = store.query("SELECT sku, warehouse_id, quantity FROM stock_acks WHERE integration=?", [store.integration])
+        plan = plan_stock_upload(bimp, offers[["offer_id", "sku"]], kc_stock, acks, free_only=cfg.free_only,
+                                 warehouse_map=resolved.warehouses, skip_zero=cfg.skip_zero,
+                                 all_warehouses=cfg.all_warehouses)
+        baseline = get_state(store, "bimp_baseline")
+        bimp_state = get_state(store, "bimp_stock") or {}
+        expected = int(baseline["rows"] * PARTIAL_SHARE) if baseline else None
+        first = get_state(store, "stock_upload") is None and acks.empty
+        guard = stock_guard(plan, kc_stock, first_upload=first, bimp_rows=len(bimp), bimp_expected_items=expected,
+                            guard_zeroed_share=cfg.guard_zeroed_share, warehouse_ids=list(resolved.warehouses.values()))
+        extra = _partial_reasons(bimp_state.get("per_warehouse") or {}, baseline, {})
+        if extra and len(bimp):
+            guard.reasons.extend(extra)
+            guard.blocked = True
+        _replace(store, "stock_plan", plan, PLAN_COLUMNS)
+        _put_state(store, "stock_plan", len(plan), {
+            "blocked": guard.blocked, "confirmed": bool(confirm), "reasons": guard.reasons,
+            "changes": guard.changes, "to_zero": guard.to_zero, "nonzero_now": guard.nonzero_now,
+            "bimp_rows": len(bimp), "bimp_per_warehouse": bimp_state.get("per_warehouse") or {}})
     return StockPlanResult(plan=plan, guard=guard, confirmed=bool(confirm))
 
 
@@ -256,10 +266,11 @@ def upload_stocks(store: Store, keycrm, batch_size: int = KEYCRM_BATCH_LIMIT) ->
     raises; the batches before it stay acknowledged, so the next run's plan no longer contains them.
     """
     _ensure(store)
-    verdict = guard_verdict(store)
+    with store.connect():
+        verdict = guard_verdict(store)
+        plan = _read(store, "stock_plan", PLAN_COLUMNS)
     if not verdict["passed"]:
         raise StockUploadBlocked("the migration guard stopped this stock upload: " + "; ".join(verdict["reasons"]))
-    plan = _read(store, "stock_plan", PLAN_COLUMNS)
     sent = requests = 0
     for warehouse_id, stocks in batches(plan, batch_size):
         requests += keycrm.put_offer_stocks(warehouse_id, stocks, batch_size=batch_size)
@@ -274,11 +285,12 @@ def upload_stocks(store: Store, keycrm, batch_size: int = KEYCRM_BATCH_LIMIT) ->
     result = {"stocks_sent": sent, "requests": requests, "request_floor": request_floor(plan, batch_size),
               "warehouses": int(plan["warehouse_id"].nunique()) if len(plan) else 0, "batch_size": batch_size,
               "to_zero": int((plan["quantity"] <= 0).sum()) if len(plan) else 0}
-    _put_state(store, "stock_upload", sent, result)
-    bimp_state = get_state(store, "bimp_stock")
-    if bimp_state is not None:  # the Bimp list this upload trusted is the baseline for "partial" next time
-        _put_state(store, "bimp_baseline", bimp_state["rows"],
-                   {"per_warehouse": bimp_state.get("per_warehouse") or {}})
+    with store.connect():
+        _put_state(store, "stock_upload", sent, result)
+        bimp_state = get_state(store, "bimp_stock")
+        if bimp_state is not None:  # the Bimp list this upload trusted is the baseline for "partial" next time
+            _put_state(store, "bimp_baseline", bimp_state["rows"],
+                       {"per_warehouse": bimp_state.get("per_warehouse") or {}})
     return result
 
 

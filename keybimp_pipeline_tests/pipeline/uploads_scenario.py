@@ -14,6 +14,8 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from keybimp_pipeline.emulators.demo_shop import (
     DEMO_BIMP_EMAIL,
     DEMO_BIMP_PASSWORD,
@@ -104,6 +106,20 @@ def states(items: list[Item]) -> tuple[dict, dict]:
     return kc, bimp
 
 
+@pytest.fixture
+def make_shop(emulators, tmp_path, monkeypatch):
+    """``make_shop(items, overrides)`` → an :class:`UploadShop`; lifts the emulator's rate limit for the test
+    (the client still throttles itself) and clears the faults afterwards."""
+    keycrm, _ = emulators
+    keycrm.post("/__admin/faults", {"requests_per_minute": 100_000})
+
+    def make(items: list[Item], overrides: dict | None = None) -> UploadShop:
+        return UploadShop(emulators, tmp_path, monkeypatch, items, overrides)
+
+    yield make
+    keycrm.post("/__admin/faults", {})
+
+
 class UploadShop:
     """The emulators loaded with a scenario, an integrations file and the steps the assets run."""
 
@@ -134,6 +150,17 @@ class UploadShop:
         if quantity is not None:
             rows.append({"warehouseUuid": wh, "nomenclatureUuid": nom_uuid(sku), "quantity": quantity})
         co["stock"] = rows
+        self.bimp_server.put_state(state)
+
+    def add_bimp_reserve(self, sku: str, warehouse: str, quantity: float) -> None:
+        """A Bimp customer order reserving ``quantity`` of ``sku`` (free stock drops, on hand stays)."""
+        state = self.bimp_server.state()
+        co = state["companies"][0]
+        wh = next(w["uuid"] for w in co["warehouses"] if w["name"] == WH[warehouse])
+        n = len(co["customerOrders"]) + 1
+        co["customerOrders"].append({"uuid": str(uuidlib.uuid5(_NS, f"order:{sku}:{warehouse}:{n}")),
+                                     "warehouse": wh, "products": [{"nomenclatureUuid": nom_uuid(sku),
+                                                                    "count": quantity, "reserve": quantity}]})
         self.bimp_server.put_state(state)
 
     def set_bimp_price(self, sku: str, amount: float) -> None:
