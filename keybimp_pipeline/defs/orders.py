@@ -1,22 +1,20 @@
 """Order assets, in lineage order: raw → reference → staged → matched → Bimp customer orders → sync issues.
+# (no `from __future__ import annotations` here: Dagster reads the config classes from real annotations)
 
 Thin wiring: each asset calls one step in keybimp_pipeline.sync and reports what a person wants to see.
 """
 
-from __future__ import annotations
 
 import dagster as dg
-import pandas as pd
 
 from keybimp_pipeline.defs.partitions import split
 from keybimp_pipeline.defs.resources import Keybimp
 from keybimp_pipeline.sync import reference
-from keybimp_pipeline.sync.documents import DocumentWriter
+from keybimp_pipeline.sync.documents import DOCUMENT_ENTITIES, write_documents
 from keybimp_pipeline.sync.extract import extract_day
-from keybimp_pipeline.sync.issues import markdown_table, open_issues, save_issues
+from keybimp_pipeline.sync.issues import markdown_table, open_issues
 from keybimp_pipeline.sync.match import match_day
-from keybimp_pipeline.sync.orders import OrderWriter, derive_customer_orders
-from keybimp_pipeline.sync.orders import EXTERNAL_ID_SOURCE
+from keybimp_pipeline.sync.orders import EXTERNAL_ID_SOURCE, derive_customer_orders, write_customer_orders
 from keybimp_pipeline.sync.resolve import resolve
 from keybimp_pipeline.sync.stage import stage_day
 
@@ -126,13 +124,8 @@ def build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
         resolved = resolve(store, settings, keybimp.index_of(name))
         if resolved.problems:
             raise dg.Failure("settings do not resolve against Bimp:\n" + "\n".join(resolved.problems))
-        derived = derive_customer_orders(store, day, settings, resolved)
-        with store.writer(), keybimp.bimp(name) as bimp:
-            writer = OrderWriter(store, bimp, settings, resolved)
-            result = writer.write(derived)
-        issues = pd.concat([derived.issues, pd.DataFrame(result.issues, columns=derived.issues.columns)],
-                           ignore_index=True)
-        saved = save_issues(store, day, ["customer_order"], issues)
+        with keybimp.bimp(name) as bimp:
+            derived, result, saved = write_customer_orders(store, day, settings, resolved, bimp)
         return dg.MaterializeResult(metadata={
             "orders_derived": len(derived.orders), "orders_created": result.orders_created,
             "orders_updated": result.orders_updated, "statuses_updated": result.statuses_updated,
@@ -164,18 +157,10 @@ def build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
         if resolved.problems:
             raise dg.Failure("settings do not resolve against Bimp:\n" + "\n".join(resolved.problems))
         derived = derive_customer_orders(store, day, settings, resolved)
-        with store.writer(), keybimp.bimp(name) as bimp:
-            blocked = set(open_issues(store, day).query("entity == 'customer_order'")["order_id"].astype(int))
-            writer = DocumentWriter(store, bimp, settings, resolved, blocked)
-            writer.payments(day)
-            writer.sales(day, derived)
-            writer.returns(day, derived)
-        r = writer.result
-        issues = pd.DataFrame(r.issues, columns=["order_id", "entity", "code", "detail"])
-        entities = ["customer_payment", "sales_invoice", "customer_return", "refund"]
-        saved = save_issues(store, day, entities, issues)
+        with keybimp.bimp(name) as bimp:
+            r, saved = write_documents(store, day, settings, resolved, bimp, derived)
         for asset, entity in zip(["bimp_customer_payments", "bimp_sales_invoices", "bimp_goods_returns",
-                                  "bimp_refunds"], entities, strict=True):
+                                  "bimp_refunds"], DOCUMENT_ENTITIES, strict=True):
             mine = saved[saved["entity"] == entity]
             meta = {"created": r.created.get(entity, 0), "updated": r.updated.get(entity, 0),
                     "sync_issues": len(mine), "issues": dg.MetadataValue.md(markdown_table(mine))}

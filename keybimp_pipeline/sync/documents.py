@@ -27,7 +27,12 @@ import numpy as np
 import pandas as pd
 
 from keybimp_pipeline.clients.bimp import BimpBusinessError, BimpValidationError
-from keybimp_pipeline.rules.documents import format_bimp_datetime, full_return_check, payment_dates, sale_dates
+from keybimp_pipeline.rules.documents import (
+    format_bimp_datetime,
+    full_return_check,
+    payment_dates,
+    sale_dates,
+)
 from keybimp_pipeline.rules.issues import IssueCode
 from keybimp_pipeline.storage.db import Store
 from keybimp_pipeline.storage.ledger import DONE, PENDING, Ledger, payload_hash
@@ -57,7 +62,7 @@ def _cost(centi_kop: object) -> Decimal:
 
 
 def _count(q: float) -> int | float:
-    return int(round(q)) if abs(q - round(q)) < 1e-9 else float(q)
+    return round(q) if abs(q - round(q)) < 1e-9 else float(q)
 
 
 def _detail(entry: pd.Series) -> dict:
@@ -457,3 +462,24 @@ class DocumentWriter:
                 body["date"] = max(str(o["doc_date"]), *(str(d.get("date") or "") for d in paid[order_id]))
             self._create("refund", key, body, self.bimp.create_refund, order_id=order_id,
                          detail={"order_id": order_id, "amount_kop": amount, "account": body["paymentEntity"]})
+
+
+DOCUMENT_ENTITIES = ["customer_payment", "sales_invoice", "customer_return", "refund"]
+
+
+def write_documents(store: Store, day: date, integration, resolved: Resolved, bimp, derived: Derived
+                    ) -> tuple[DocResult, pd.DataFrame]:
+    """Payments, sales, returns and refunds of one day, under the integration's writer lock; the day's
+    document sync issues are stored and returned.  Orders whose customer order has its own open issue
+    wait silently: one issue per problem."""
+    from keybimp_pipeline.sync.issues import open_issues, save_issues
+
+    with store.writer():
+        open_now = open_issues(store, day)
+        blocked = set(open_now.loc[open_now["entity"] == "customer_order", "order_id"].dropna().astype(int))
+        writer = DocumentWriter(store, bimp, integration, resolved, blocked)
+        writer.payments(day)
+        writer.sales(day, derived)
+        writer.returns(day, derived)
+    issues = pd.DataFrame(writer.result.issues, columns=["order_id", "entity", "code", "detail"])
+    return writer.result, save_issues(store, day, DOCUMENT_ENTITIES, issues)

@@ -51,15 +51,6 @@ def _main(store: Store, kind: str, cache: dict) -> str | None:
     return mains[0] if mains else (frame["id"].iloc[0] if len(frame) == 1 else None)
 
 
-def keycrm_status_id(store: Store, value: str | int) -> int | None:
-    statuses = reference.load(store, "keycrm", "status", cache)
-    text = str(value).strip()
-    for _, row in statuses.iterrows():
-        if text in (row["id"], row["alias"], row["name"]):
-            return int(row["id"])
-    return None
-
-
 def resolve(store: Store, integration, index: int = 0) -> Resolved:
     """Every reference the rules and writers need; problems are collected, not raised (check reports all)."""
     out = Resolved()

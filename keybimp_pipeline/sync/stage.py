@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
-from keybimp_pipeline.rules.normalize import normalize_email, normalize_name, normalize_phone
+from keybimp_pipeline.rules.normalize import normalize_email, normalize_phone
 from keybimp_pipeline.storage.db import Store
 from keybimp_pipeline.storage.schemas import STAGED_LINES, STAGED_ORDERS, STAGED_PAYMENTS, failing_rows
 

@@ -18,11 +18,11 @@ from keybimp_pipeline.clients.keycrm import KeyCRMClient
 from keybimp_pipeline.settings import load_settings
 from keybimp_pipeline.storage.db import Store
 from keybimp_pipeline.sync import reference
-from keybimp_pipeline.sync.documents import DocumentWriter
+from keybimp_pipeline.sync.documents import write_documents
 from keybimp_pipeline.sync.extract import extract_day
-from keybimp_pipeline.sync.issues import open_issues, save_issues
+from keybimp_pipeline.sync.issues import open_issues
 from keybimp_pipeline.sync.match import match_day
-from keybimp_pipeline.sync.orders import EXTERNAL_ID_SOURCE, OrderWriter, derive_customer_orders
+from keybimp_pipeline.sync.orders import EXTERNAL_ID_SOURCE, write_customer_orders
 from keybimp_pipeline.sync.resolve import resolve
 from keybimp_pipeline.sync.stage import stage_day
 
@@ -96,24 +96,12 @@ class Harness:
         match_day(store, day, s)
         resolved = resolve(store, s)
         assert not resolved.problems, resolved.problems
-        derived = derive_customer_orders(store, day, s, resolved)
         with self.bimp() as b:
-            writer = OrderWriter(store, b, s, resolved)
-            result = writer.write(derived)
-        issues = pd.concat([derived.issues, pd.DataFrame(result.issues, columns=derived.issues.columns)],
-                           ignore_index=True)
-        save_issues(store, day, ["customer_order"], issues)
+            derived, result, _issues = write_customer_orders(store, day, s, resolved, b)
         out = {"orders": result}
         if documents:
             with self.bimp() as b:
-                blocked = set(issues["order_id"].astype(int))
-                docs = DocumentWriter(store, b, s, resolved, blocked)
-                docs.payments(day)
-                docs.sales(day, derived)
-                docs.returns(day, derived)
-            save_issues(store, day, ["customer_payment", "sales_invoice", "customer_return", "refund"],
-                        pd.DataFrame(docs.result.issues, columns=["order_id", "entity", "code", "detail"]))
-            out["documents"] = docs.result
+                out["documents"], _ = write_documents(store, day, s, resolved, b, derived)
         return out
 
     def sync_range(self, start: date, end: date, **kw) -> list[dict]:
