@@ -160,7 +160,18 @@ def summarize(name: str) -> dict:
         "issues_by_code": q("SELECT code, count(*) AS n FROM sync_issues WHERE integration=? GROUP BY code "
                             "ORDER BY n DESC", [name]).set_index("code")["n"].astype(int).to_dict(),
         "documents": done["entity"].value_counts().sort_index().astype(int).to_dict(),
+        **_document_counts(done),
     }
+
+
+def _document_counts(done) -> dict:
+    """Bimp documents written after the customer orders (R-PAY, R-SALE, R-RET), from the ledger."""
+    pays = done[done["entity"] == "customer_payment"]
+    cancelled = sum(bool(json.loads(d or "{}").get("cancelled")) for d in pays["detail"])
+    return {"payments": {"created": len(pays), "cancelled": int(cancelled)},
+            "sales_invoices": int((done["entity"] == "sales_invoice").sum()),
+            "goods_returns": int((done["entity"] == "customer_return").sum()),
+            "refunds": int((done["entity"] == "refund").sum())}
 
 
 def format_summary(name: str, s: dict) -> str:
@@ -171,7 +182,11 @@ def format_summary(name: str, s: dict) -> str:
              f"(orders matched to existing: {s['customers_matched']})",
              f"products created             {s['products_created']:>7}   (lines matched: {s['lines_matched']})",
              f"units reserved (open orders) {s['reserved_units']:>7}",
-             "records in the ledger: " + ", ".join(f"{k} {v}" for k, v in s["documents"].items())]
+             f"customer payments            {s['payments']['created']:>7}   "
+             f"(cancelled: {s['payments']['cancelled']})",
+             f"sales invoices               {s['sales_invoices']:>7}",
+             f"goods returns                {s['goods_returns']:>7}",
+             f"money refunds                {s['refunds']:>7}"]
     if s["issues_by_code"]:
         lines.append("open sync issues: " + ", ".join(f"{k} {v}" for k, v in s["issues_by_code"].items())
                      + f"   (keybimp issues {name})")
