@@ -35,9 +35,13 @@ TOTALS_SAMPLE = 50
 
 
 def _md(frame: pd.DataFrame, empty: str) -> dg.MetadataValue:
+    """A compact Markdown table (cells as text: no number reformatting, pipes escaped)."""
     if frame.empty:
         return dg.MetadataValue.md(empty)
-    return dg.MetadataValue.md(frame.astype(str).replace(r"\|", "/", regex=True).to_markdown(index=False))
+    cells = frame.astype(str).replace(r"\|", "/", regex=True).replace("<NA>", "")
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False, name=None)]
+    return dg.MetadataValue.md("\n".join(lines))
 
 
 def quarantine_result(store: Store, day: object, entity: str, schema: str) -> dg.AssetCheckResult:
