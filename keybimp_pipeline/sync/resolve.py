@@ -51,6 +51,17 @@ def _main(store: Store, kind: str, cache: dict) -> str | None:
     return mains[0] if mains else (frame["id"].iloc[0] if len(frame) == 1 else None)
 
 
+CANCELLED_GROUP = 6  # KeyCRM's status group "canceled" (R-MAIN-4)
+
+
+def _group(value: object) -> int | None:
+    """A status group id as stored in the reference table ("6", "6.0", 6 or null: the frame may float it)."""
+    try:
+        return int(float(str(value)))
+    except (TypeError, ValueError):
+        return None
+
+
 def resolve(store: Store, integration, index: int = 0) -> Resolved:
     """Every reference the rules and writers need; problems are collected, not raised (check reports all)."""
     out = Resolved()
@@ -108,7 +119,7 @@ def resolve(store: Store, integration, index: int = 0) -> Resolved:
         for key in (row["id"], row["alias"], row["name"]):
             if key is not None:
                 out.status_alias[str(key)] = int(row["id"])
-        if str(row["parent"]) == "6":
+        if _group(row["parent"]) == CANCELLED_GROUP:
             out.cancelled_status_ids.add(int(row["id"]))
     for crm_status, bimp_status in integration.statuses.items():
         status_id = out.status_alias.get(str(crm_status))

@@ -13,6 +13,8 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from keybimp_pipeline.clients.keycrm import reset_shared_limiters
 from keybimp_pipeline.emulators.demo_shop import (
     DEMO_BIMP_EMAIL,
@@ -20,7 +22,7 @@ from keybimp_pipeline.emulators.demo_shop import (
     DEMO_KEYCRM_KEY,
     generate_demo,
 )
-from keybimp_pipeline_tests.pipeline.harness import Harness, write_config
+from keybimp_pipeline_tests.pipeline.harness import Harness, deep_update, write_config
 
 DAY = "2026-11-02"
 # KeyCRM status ids of the demo shop (alias in the example file's `statuses` table)
@@ -156,12 +158,15 @@ class Shop:
         self.configure()
         self.h = Harness(self.config_path, tmp_path, self.keycrm_server, self.bimp_server)
 
-    def configure(self, overrides: dict | None = None) -> Harness:
-        from keybimp_pipeline_tests.pipeline.harness import deep_update
-
+    def configure(self, overrides: dict | None = None, *, replace: dict | None = None) -> None:
+        """Write the integrations file: the example, deep-merged with `overrides`; `replace` sets whole
+        top-level sections (e.g. a `statuses` table without some row, which a merge cannot express)."""
         write_config(self.config_path, self.keycrm_server.url, self.bimp_server.url,
                      deep_update(ORDERS_ONLY, overrides or {}))
-        return getattr(self, "h", None)
+        if replace:
+            data = yaml.safe_load(self.config_path.read_text())
+            data["integrations"][0].update(copy.deepcopy(replace))
+            self.config_path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
 
     def load(self) -> None:
         """PUT both states, clear faults, real clocks, generous KeyCRM rate."""
