@@ -182,8 +182,8 @@ def format_summary(name: str, s: dict) -> str:
              f"(orders matched to existing: {s['customers_matched']})",
              f"products created             {s['products_created']:>7}   (lines matched: {s['lines_matched']})",
              f"units reserved (open orders) {s['reserved_units']:>7}",
-             f"customer payments            {s['payments']['created']:>7}   "
-             f"(cancelled: {s['payments']['cancelled']})",
+             (f"customer payments            {s['payments']['created']:>7}   "
+              f"(cancelled: {s['payments']['cancelled']})"),
              f"sales invoices               {s['sales_invoices']:>7}",
              f"goods returns                {s['goods_returns']:>7}",
              f"money refunds                {s['refunds']:>7}"]
