@@ -149,29 +149,26 @@ def cron_for(every_minutes: int) -> str:
     return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
 
 
+def _upload_schedule(name: str, kind: str, job, every: int, enabled: bool) -> dg.ScheduleDefinition:
+    @dg.schedule(name=f"{kind}_{name.replace('-', '_')}", job=job, cron_schedule=cron_for(every),
+                 default_status=dg.DefaultScheduleStatus.STOPPED,
+                 description=f"{kind} Bimp → KeyCRM for '{name}' every {every} min; skips while paused.")
+    def upload_schedule(context: dg.ScheduleEvaluationContext):
+        if control.is_paused(name):
+            return dg.SkipReason(f"paused: integration '{name}' is paused (keybimp start {name})")
+        if not enabled:
+            return dg.SkipReason(f"{kind}.enabled is false for '{name}'")
+        return dg.RunRequest(partition_key=name, tags={"keybimp/integration": name, "keybimp/trigger": "schedule"})
+
+    return upload_schedule
+
+
 def build_upload_schedules(settings, stock_job, price_job) -> list[dg.ScheduleDefinition]:
     """One stock and one price schedule per integration, on its every_minutes (15 and 60 by default).
 
     They start stopped (like the order sensors) and, while running, skip with "paused" until the
     integration is started (`keybimp start NAME`), and skip while the upload is switched off.
     """
-    out = []
-    for integration in settings.integrations:
-        for kind, job, every in (("stocks", stock_job, integration.stocks.every_minutes),
-                                 ("prices", price_job, integration.prices.every_minutes)):
-            name = integration.name
-            enabled = getattr(integration, kind).enabled
-
-            def evaluate(context: dg.ScheduleEvaluationContext, _name=name, _enabled=enabled, _kind=kind):
-                if control.is_paused(_name):
-                    return dg.SkipReason(f"paused: integration '{_name}' is paused (keybimp start {_name})")
-                if not _enabled:
-                    return dg.SkipReason(f"{_kind}.enabled is false for '{_name}'")
-                return dg.RunRequest(partition_key=_name, tags={"keybimp/integration": _name,
-                                                                "keybimp/trigger": "schedule"})
-
-            out.append(dg.ScheduleDefinition(
-                name=f"{kind}_{name.replace('-', '_')}", job=job, cron_schedule=cron_for(every),
-                execution_fn=evaluate, default_status=dg.DefaultScheduleStatus.STOPPED,
-                description=f"{kind} Bimp → KeyCRM for '{name}' every {every} min; skips while paused."))
-    return out
+    return [_upload_schedule(i.name, kind, job, getattr(i, kind).every_minutes, getattr(i, kind).enabled)
+            for i in settings.integrations
+            for kind, job in (("stocks", stock_job), ("prices", price_job))]

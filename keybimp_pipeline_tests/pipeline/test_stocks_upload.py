@@ -129,12 +129,12 @@ def test_R_STOCK_7_partial_bimp_list_a_mapped_warehouse_gone_empty_is_blocked(ma
 
 
 def test_R_STOCK_8_fewest_requests_one_warehouse_a_call_batched(make_shop):
-    """520 changes on one warehouse and 30 on the other: 2 + 1 PUT /offers/stocks calls at 500 a batch."""
+    """505 changes on one warehouse and 30 on the other: 2 + 1 PUT /offers/stocks calls at 500 a batch."""
     items = [Item(f"N-{i:04d}", bimp={"main": 1 + i % 7, **({"kyiv": 2} if i < 30 else {})}, crm={})
-             for i in range(520)]
+             for i in range(505)]
     shop = make_shop(items)
     out = _confirm_first(shop)
-    assert out["upload"]["stocks_sent"] == 550
+    assert out["upload"]["stocks_sent"] == 535
     assert out["upload"]["requests"] == out["upload"]["request_floor"] == 3
     assert shop.puts() == 3
     shop.reset_requests()

@@ -175,21 +175,20 @@ class UploadShop:
 
     # ---------------------------------------------------------------- the asset steps
     def resolved(self):
-        r = resolve(self.harness.store, self.harness.settings)
-        assert not r.problems, r.problems
-        return r
+        if getattr(self, "_resolved", None) is None:
+            self._resolved = resolve(self.harness.store, self.harness.settings)
+            assert not self._resolved.problems, self._resolved.problems
+        return self._resolved
 
     def run_stocks(self, *, confirm: bool = False) -> dict:
         """Snapshots → plan + guard → upload (only when the guard lets it through), as the assets do."""
         h, store, resolved = self.harness, self.harness.store, self.resolved()
-        with h.bimp() as b:
+        with h.bimp() as b, h.keycrm() as k:
             uploads.snapshot_bimp_stock(store, b, resolved)
-        with h.keycrm() as k:
             uploads.snapshot_keycrm_stock(store, k)
-        plan = uploads.plan_stocks(store, h.settings, resolved, confirm=confirm)
-        out = {"plan": plan, "upload": None}
-        if plan.may_upload:
-            with h.keycrm() as k:
+            plan = uploads.plan_stocks(store, h.settings, resolved, confirm=confirm)
+            out = {"plan": plan, "upload": None}
+            if plan.may_upload:
                 out["upload"] = uploads.upload_stocks(store, k)
         return out
 
