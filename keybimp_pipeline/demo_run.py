@@ -65,6 +65,19 @@ def main() -> int:
         code = subprocess.call(keybimp + ["sync", "demo-shop", "--from", first, "--quiet"], env=env)
         print("\nsyncing again right away: nothing changed in KeyCRM, so nothing is written …", flush=True)
         code = subprocess.call(keybimp + ["sync", "demo-shop", "--from", first, "--quiet"], env=env) or code
+        print("\nstocks Bimp → KeyCRM: the first upload stops at the migration guard with a preview …", flush=True)
+        guard = subprocess.call(keybimp + ["stocks", "demo-shop"], env=env)
+        if guard != 3:  # 3 = stopped by the guard, as the first upload must be
+            print(f"expected the migration guard to stop the first stock upload (exit {guard})", file=sys.stderr)
+            code = code or 1
+        print("\nthe preview is what we expect, so confirm it: `keybimp stocks demo-shop --confirm` …", flush=True)
+        code = subprocess.call(keybimp + ["stocks", "demo-shop", "--confirm"], env=env) or code
+        print("\nuploading stocks again right away: nothing changed, so nothing is sent …", flush=True)
+        code = subprocess.call(keybimp + ["stocks", "demo-shop"], env=env) or code
+        print("\nprices Bimp → KeyCRM (Bimp's main price list, only changed prices) …", flush=True)
+        code = subprocess.call(keybimp + ["prices", "demo-shop"], env=env) or code
+        print("\nprices again right away: nothing changed, so nothing is sent …", flush=True)
+        code = subprocess.call(keybimp + ["prices", "demo-shop"], env=env) or code
         print(f"\nopen sync issues: `KEYBIMP_CONFIG={env['KEYBIMP_CONFIG']} .venv/bin/keybimp issues demo-shop`"
               "\nthe Dagster UI on the same runs and data: `make ui`, then http://127.0.0.1:3000")
         return code
