@@ -401,6 +401,9 @@ class DocumentWriter:
                 continue
             sale = _detail(sales.loc[key])
             sold = pd.DataFrame(sale["sold"])
+            if "cost_ck" not in sold:  # a sale recorded before lines were split: one line per item
+                sold["sum_kop"] = sold["cost_kop"].astype("int64")
+                sold["cost_ck"] = (sold["sum_kop"] * 100 / sold["quantity"]).round().astype("int64")
             sold_goods = sold[~sold["is_service"].astype(bool)]
             current = lines[(lines["order_id"] == order_id) & (~lines["is_service"].astype(bool))]
             partial = full_return_check(
