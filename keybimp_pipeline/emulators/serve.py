@@ -108,39 +108,47 @@ async def _read_states(host: str, keycrm_port: int, bimp_port: int) -> tuple[dic
 
 async def _run(keycrm_port: int, bimp_port: int, demo: bool, orders: int, host: str,
                ready: threading.Event | None, stop: threading.Event | None, stopping: threading.Event,
-               servers: list[_Server]) -> None:
+               servers: list[_Server], shops: int = 1, keycrm2_port: int = 8803) -> None:
     from keybimp_pipeline.emulators.bimp.app import create_app as bimp_app
     from keybimp_pipeline.emulators.keycrm.app import create_app as keycrm_app
 
     kc_app = keycrm_app()
     b_app = bimp_app()
+    # A second shop is a second KeyCRM account: one emulator serves one account, so it gets its own server.
+    kc2_app = keycrm_app() if shops == 2 else None
+    kc2_text = ""
     counts: tuple[str, str] | None = None
     if demo:
         from keybimp_pipeline.emulators import demo_shop
 
         print(f"generating the demo shop ({orders} orders) …", flush=True)
-        state = await asyncio.to_thread(demo_shop.generate_demo, orders)
+        state = await asyncio.to_thread(demo_shop.generate_demo, orders, shops=shops)
         if stopping.is_set():
             return
         print("loading it into the emulators through PUT /__admin/state …", flush=True)
-        await asyncio.gather(_load_over_http(kc_app, state["keycrm"], host),
-                             _load_over_http(b_app, state["bimp"], host))
-        counts = _summary(state["keycrm"], state["bimp"])
+        shop_states = state["keycrm"] if shops == 2 else [state["keycrm"]]
+        await asyncio.gather(_load_over_http(kc_app, shop_states[0], host),
+                             _load_over_http(b_app, state["bimp"], host),
+                             *([_load_over_http(kc2_app, shop_states[1], host)] if kc2_app is not None else []))
+        counts = _summary(shop_states[0], state["bimp"])
+        if kc2_app is not None:
+            kc2_text = _summary(shop_states[1], state["bimp"])[0]
         del state
     if stopping.is_set():
         return
 
     kc_server = _server(kc_app, host, keycrm_port)
     b_server = _server(b_app, host, bimp_port)
-    servers.extend([kc_server, b_server])
+    started = [kc_server, b_server] + ([_server(kc2_app, host, keycrm2_port)] if kc2_app is not None else [])
+    servers.extend(started)
     if stopping.is_set():  # a signal arrived while the servers were being built
         return
-    tasks = [asyncio.create_task(_serve_task(kc_server)), asyncio.create_task(_serve_task(b_server))]
+    tasks = [asyncio.create_task(_serve_task(srv)) for srv in started]
     try:
-        for srv, task in zip((kc_server, b_server), tasks, strict=True):
+        for srv, task in zip(started, tasks, strict=True):
             await _wait_started(srv, task)
     except SystemExit:
-        for srv in (kc_server, b_server):
+        for srv in started:
             srv.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
@@ -149,6 +157,9 @@ async def _run(keycrm_port: int, bimp_port: int, demo: bool, orders: int, host: 
     h = _url_host(host)
     print(f"KeyCRM emulator: http://{h}:{keycrm_port}/v1  ({counts[0]})", flush=True)
     print(f"Bimp emulator:   http://{h}:{bimp_port}  ({counts[1]})", flush=True)
+    if kc2_app is not None:
+        print(f"KeyCRM emulator (shop 2): http://{h}:{keycrm2_port}/v1  ({kc2_text or 'second account'})",
+              flush=True)
     if demo:
         print("demo credentials: KeyCRM key and Bimp login are the fake constants in "
               "keybimp_pipeline/emulators/demo_shop.py", flush=True)
@@ -180,7 +191,7 @@ async def _run(keycrm_port: int, bimp_port: int, demo: bool, orders: int, host: 
 
 def serve(keycrm_port: int = 8801, bimp_port: int = 8802, *, demo: bool = False, orders: int = 3000,
           host: str = "127.0.0.1", ready: threading.Event | None = None,
-          stop: threading.Event | None = None) -> None:
+          stop: threading.Event | None = None, shops: int = 1, keycrm2_port: int = 8803) -> None:
     """Serve both emulators until Ctrl-C / SIGTERM (main thread) or until ``stop`` is set (any thread).
 
     ``ready`` is set once both listen (and hold the demo shop, when ``demo``).
@@ -201,7 +212,8 @@ def serve(keycrm_port: int = 8801, bimp_port: int = 8802, *, demo: bool = False,
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        asyncio.run(_run(keycrm_port, bimp_port, demo, orders, host, ready, stop, stopping, servers))
+        asyncio.run(_run(keycrm_port, bimp_port, demo, orders, host, ready, stop, stopping, servers,
+                         shops=shops, keycrm2_port=keycrm2_port))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -216,12 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="load the demo shop into both emulators")
     parser.add_argument("--orders", type=int, default=3000, help="demo shop size in orders (default 3000)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--shops", type=int, choices=(1, 2), default=1,
+                        help="demo shops (KeyCRM accounts) writing into the one Bimp company (default 1)")
+    parser.add_argument("--keycrm2-port", type=int, default=8803,
+                        help="the second shop's KeyCRM emulator port, with --shops 2 (default 8803)")
     args = parser.parse_args(argv)
     if args.orders < 1:
         parser.error("--orders must be at least 1")
     if args.keycrm_port == args.bimp_port:
         parser.error("--keycrm-port and --bimp-port must differ")
-    serve(args.keycrm_port, args.bimp_port, demo=args.demo, orders=args.orders, host=args.host)
+    if args.shops == 2 and args.keycrm2_port in (args.keycrm_port, args.bimp_port):
+        parser.error("--keycrm2-port must differ from --keycrm-port and --bimp-port")
+    serve(args.keycrm_port, args.bimp_port, demo=args.demo, orders=args.orders, host=args.host,
+          shops=args.shops, keycrm2_port=args.keycrm2_port)
     return 0
 
 
