@@ -168,6 +168,15 @@ class DocumentWriter:
         self.result.count(entity)
         return uuid
 
+    def _update(self, entity: str, order_id: int, write, *args) -> bool:
+        """An update or cancel of a document already in Bimp; a business refusal is a sync issue."""
+        try:
+            write(*args)
+        except (BimpBusinessError, BimpValidationError) as err:
+            self._rejected(err, order_id, entity, IssueCode.BIMP_REJECTED)
+            return False
+        return True
+
     def _orders(self, order_ids) -> pd.DataFrame:
         entries = self.ledger.entries("customer_order", [str(o) for o in order_ids])
         return entries[entries["state"] == DONE]
@@ -218,7 +227,9 @@ class DocumentWriter:
             status = str(p["status"] or "")
             if status in CANCELLED_PAYMENT:
                 if entry is not None and entry["state"] == DONE and not _detail(entry).get("cancelled"):
-                    self.bimp.cancel_customer_payment(entry["bimp_uuid"])
+                    if not self._update("customer_payment", order_id,
+                                        self.bimp.cancel_customer_payment, entry["bimp_uuid"]):
+                        continue
                     self.ledger.done("customer_payment", pid, entry["bimp_uuid"], entry["payload_hash"],
                                      dict(_detail(entry), cancelled=True))
                     self.result.cancelled += 1
@@ -254,7 +265,9 @@ class DocumentWriter:
                     continue  # a payment cancelled in Bimp stays cancelled; a person re-books it
                 if entry["payload_hash"] != payload_hash(body) and cfg.reload:  # R-PAY-1 reload
                     update = {k: v for k, v in body.items() if k not in ("counterparty", "organization")}
-                    self.bimp.update_customer_payment(entry["bimp_uuid"], update)
+                    if not self._update("customer_payment", order_id,
+                                        self.bimp.update_customer_payment, entry["bimp_uuid"], update):
+                        continue
                     self.ledger.done("customer_payment", pid, entry["bimp_uuid"], payload_hash(body), detail)
                     self.result.count("customer_payment", "updated")
                 continue
@@ -327,7 +340,9 @@ class DocumentWriter:
             detail = {"order_id": order_id, "sold": sold, "date": o["doc_date"], "total_kop": total}
             if done:  # reload on: rewrite only when the content changed
                 if entry["payload_hash"] != payload_hash(body):
-                    self.bimp.update_sales_invoice(entry["bimp_uuid"], body)
+                    if not self._update("sales_invoice", order_id,
+                                        self.bimp.update_sales_invoice, entry["bimp_uuid"], body):
+                        continue
                     self.ledger.done("sales_invoice", key, entry["bimp_uuid"], payload_hash(body), detail)
                     self.result.count("sales_invoice", "updated")
                 continue
