@@ -1,0 +1,246 @@
+"""Transform: staging + matching + derivation of the demo shop at N orders, API time excluded.
+
+Two child processes per size, so that the measured one does nothing else:
+
+* `build`: raw_orders written straight into the integration's DuckDB file (no API): the demo shop's orders
+  from `demo_shop.iter_demo_orders(N)`, each stored as the JSON `raw_orders.payload` holds, with its shop
+  day, id and `updated_at`; then the reference snapshot both systems' read endpoints give, loaded by the
+  pipeline's own `reference.refresh_keycrm/refresh_bimp` from emulators served in threads (the Bimp
+  company is `demo_shop.bimp_state(N)`: its catalogue and counterparties grow with the shop).  Built files
+  are cached in benchmarks/out/cache (keyed by N and the generator's and schema's source), because
+  generating a million orders takes minutes and is not what is measured.
+* `measure`: for every day partition, `stage_day` → `match_day` → `derive_customer_orders`, the very
+  functions the Dagster assets call, timed per step; peak RSS of the process at the end.
+
+The payload is the generator's JSON (KeyCRM's wire form) rather than `normalize_order` + `json.dumps`
+(the form `extract_day` stores): both hold the same values as JSON text, staging reads both through the
+same `->>`/TRY_CAST expressions, and the `check` command proves the staged tables are identical on a
+sample — while normalising a million orders in Python would take longer than the benchmark itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.common import INTEGRATION, OUT, ROOT, emit, free_port, peak_rss_mib, write_config
+
+TZ = "Europe/Kyiv"
+BATCH = 20_000
+
+
+def _cache_key(orders: int) -> str:
+    digest = hashlib.sha1()
+    for rel in ("keybimp_pipeline/emulators/demo_shop.py", "keybimp_pipeline/storage/db.py",
+                "keybimp_pipeline/sync/reference.py", "benchmarks/transform.py"):
+        digest.update((ROOT / rel).read_bytes())
+    return f"raw-{orders}-{digest.hexdigest()[:10]}"
+
+
+class _Served:
+    """An emulator app on an ephemeral loopback port, in a daemon thread (setup only, never timed)."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.url = f"http://127.0.0.1:{free_port()}"
+        port = int(self.url.rsplit(":", 1)[1])
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                    lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def _orders_frame(batch: list[dict], dumps) -> pd.DataFrame:
+    ordered = pd.to_datetime(pd.Series([o.get("ordered_at") or o.get("created_at") for o in batch]), utc=True)
+    return pd.DataFrame({
+        "integration": INTEGRATION,
+        "order_id": pd.Series([o["id"] for o in batch], dtype="int64"),
+        "day": ordered.dt.tz_convert(TZ).dt.date,
+        "updated_at": pd.to_datetime(pd.Series([o.get("updated_at") for o in batch]), utc=True),
+        "fetched_at": pd.Timestamp.now(tz="UTC"),
+        "payload": [dumps(o) for o in batch],
+    })
+
+
+def _insert_raw(store, frame: pd.DataFrame) -> None:
+    with store.connect() as con:
+        con.register("incoming", frame)
+        con.execute("INSERT INTO raw_orders SELECT integration, order_id, day, updated_at, fetched_at, "
+                    "payload::JSON FROM incoming")
+        con.unregister("incoming")
+
+
+def load_reference(store, orders: int) -> None:
+    """Both systems' reference books, read through the real clients from emulators holding the demo."""
+    from keybimp_pipeline.clients.bimp import BimpClient
+    from keybimp_pipeline.clients.keycrm import KeyCRMClient
+    from keybimp_pipeline.emulators import demo_shop
+    from keybimp_pipeline.emulators.bimp.app import create_app as bimp_app
+    from keybimp_pipeline.emulators.keycrm.app import create_app as keycrm_app
+    from keybimp_pipeline.sync import reference
+    from keybimp_pipeline.sync.orders import EXTERNAL_ID_SOURCE
+
+    # statuses, payment methods and sources do not depend on the shop's size: a small KeyCRM state has them
+    keycrm = _Served(keycrm_app(demo_shop.keycrm_state(50)))
+    bimp = _Served(bimp_app(demo_shop.bimp_state(orders)))
+    try:
+        with KeyCRMClient(keycrm.url + "/v1", demo_shop.DEMO_KEYCRM_KEY, requests_per_minute=1_000_000) as k:
+            reference.refresh_keycrm(store, k)
+        with BimpClient(bimp.url, demo_shop.DEMO_BIMP_EMAIL, demo_shop.DEMO_BIMP_PASSWORD,
+                        demo_shop.DEMO_COMPANY_CODE) as b:
+            reference.refresh_bimp(store, b, external_id_source=EXTERNAL_ID_SOURCE)
+    finally:
+        keycrm.stop()
+        bimp.stop()
+
+
+def build(orders: int, directory: Path) -> dict:
+    """The integration's DuckDB file with N raw orders and the reference snapshot, from cache when possible."""
+    import orjson
+
+    from keybimp_pipeline.emulators.demo_shop import iter_demo_orders
+    from keybimp_pipeline.storage.db import Store
+
+    target = directory / f"{INTEGRATION}.duckdb"
+    cached = OUT / "cache" / f"{_cache_key(orders)}.duckdb"
+    started = time.perf_counter()
+    if cached.exists():
+        shutil.copyfile(cached, target)
+        return {"orders": orders, "cached": True, "seconds": time.perf_counter() - started}
+    store = Store(INTEGRATION, directory)
+
+    def dumps(order: dict) -> str:
+        return orjson.dumps(order).decode()
+
+    batch: list[dict] = []
+    for order in iter_demo_orders(orders):
+        batch.append(order)
+        if len(batch) >= BATCH:
+            _insert_raw(store, _orders_frame(batch, dumps))
+            batch = []
+    if batch:
+        _insert_raw(store, _orders_frame(batch, dumps))
+    load_reference(store, orders)
+    with store.connect() as con:
+        con.execute("CHECKPOINT")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    for old in cached.parent.glob(f"raw-{orders}-*.duckdb"):
+        old.unlink()
+    shutil.copyfile(target, cached)
+    return {"orders": orders, "cached": False, "seconds": time.perf_counter() - started}
+
+
+def _settings(directory: Path):
+    from keybimp_pipeline.settings import load_settings
+
+    # the steps measured here make no API call: the URLs only have to be valid
+    config = write_config(directory / "integrations.yaml", "http://127.0.0.1:9", "http://127.0.0.1:9")
+    return load_settings(config).get(INTEGRATION)
+
+
+def measure(directory: Path) -> dict:
+    """Stage, match and derive every day partition of the store in `directory`; seconds per step, peak RSS."""
+    from keybimp_pipeline.storage.db import Store
+    from keybimp_pipeline.sync.match import match_day
+    from keybimp_pipeline.sync.orders import derive_customer_orders
+    from keybimp_pipeline.sync.resolve import resolve
+    from keybimp_pipeline.sync.stage import stage_day
+
+    settings = _settings(directory)
+    store = Store(INTEGRATION, directory)
+    days = [d.date() if hasattr(d, "date") else d for d in
+            store.query("SELECT DISTINCT day FROM raw_orders ORDER BY day")["day"]]
+    rss_before = peak_rss_mib()
+    started = time.perf_counter()
+    resolved = resolve(store, settings)
+    assert not resolved.problems, resolved.problems
+    steps = {"resolve": time.perf_counter() - started, "stage": 0.0, "match": 0.0, "derive": 0.0}
+    counts = {"staged_orders": 0, "lines": 0, "quarantined": 0, "derived_orders": 0, "issues": 0,
+              "customers_to_create": 0, "items_to_create": 0}
+    for day in days:
+        t0 = time.perf_counter()
+        staged = stage_day(store, day, strict_names=settings.customers.strict_names)
+        t1 = time.perf_counter()
+        customers, products = match_day(store, day, settings)
+        t2 = time.perf_counter()
+        derived = derive_customer_orders(store, day, settings, resolved)
+        t3 = time.perf_counter()
+        steps["stage"] += t1 - t0
+        steps["match"] += t2 - t1
+        steps["derive"] += t3 - t2
+        counts["staged_orders"] += staged.orders
+        counts["lines"] += staged.lines
+        counts["quarantined"] += staged.quarantined
+        counts["derived_orders"] += len(derived.orders)
+        counts["issues"] += len(derived.issues)
+        counts["customers_to_create"] += int((customers["outcome"] == "create").sum())
+        counts["items_to_create"] += int((products["outcome"] == "create").sum())
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "steps": steps, "days": len(days), "peak_mib": peak_rss_mib(),
+            "baseline_mib": rss_before, **counts}
+
+
+def check(orders: int, directory: Path) -> dict:
+    """Staging the wire-form payload gives the same tables as staging extract.py's normalised form."""
+    import json
+
+    import orjson
+
+    from keybimp_pipeline.clients.keycrm import normalize_order
+    from keybimp_pipeline.emulators.demo_shop import iter_demo_orders
+    from keybimp_pipeline.storage.db import Store
+    from keybimp_pipeline.sync.extract import _json_default
+    from keybimp_pipeline.sync.stage import stage_day
+
+    sample = list(iter_demo_orders(orders))
+    tables = {}
+    for form in ("wire", "stored"):
+        sub = directory / form
+        sub.mkdir(parents=True, exist_ok=True)
+        store = Store(INTEGRATION, sub)
+        if form == "wire":
+            frame = _orders_frame(sample, lambda o: orjson.dumps(o).decode())
+        else:
+            frame = _orders_frame(sample, lambda o: json.dumps(normalize_order(o), default=_json_default,
+                                                               ensure_ascii=False))
+        _insert_raw(store, frame)
+        load_reference(store, orders)
+        for day in sorted(set(frame["day"])):
+            stage_day(store, day)
+        tables[form] = {t: store.query(f"SELECT * EXCLUDE (integration) FROM {t} ORDER BY ALL")
+                        for t in ("stg_orders", "stg_order_lines", "stg_buyers", "stg_payments")}
+    for table, frame in tables["wire"].items():
+        pd.testing.assert_frame_equal(frame, tables["stored"][table], check_dtype=False)
+    return {"orders": orders, "identical": True,
+            "rows": {t: len(f) for t, f in tables["wire"].items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["build", "measure", "check"])
+    parser.add_argument("--orders", type=int, default=0)
+    parser.add_argument("--dir", type=Path, required=True)
+    args = parser.parse_args()
+    if args.command == "build":
+        emit(build(args.orders, args.dir))
+    elif args.command == "measure":
+        emit(measure(args.dir))
+    else:
+        emit(check(args.orders, args.dir))
+
+
+if __name__ == "__main__":
+    main()
