@@ -244,6 +244,8 @@ class OrderWriter:
                 else:
                     code = None
                 result = (c["uuid"], str(code or r.currency_code).upper())
+                if len(entry):  # a killed run created it: reconciled, so later runs need not ask again
+                    self.ledger.done("contract", counterparty_uuid, c["uuid"], entry["payload_hash"].iloc[0])
             else:
                 body = {"name": "Договір з покупцем KeyCRM", "counterparty": counterparty_uuid,
                         "lineOfBusiness": r.line_of_business, "organization": r.organization,
