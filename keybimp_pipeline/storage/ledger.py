@@ -47,17 +47,28 @@ class Ledger:
         self.store = store
         self.integration = store.integration
         self.path = store.directory / f"{store.integration}.ledger.sqlite"
-        with self._connect() as con:
-            con.execute("""CREATE TABLE IF NOT EXISTS ledger (
-                integration TEXT NOT NULL, entity TEXT NOT NULL, crm_id TEXT NOT NULL, bimp_uuid TEXT,
-                payload_hash TEXT, state TEXT NOT NULL, detail TEXT, written_at TEXT NOT NULL,
-                PRIMARY KEY (integration, entity, crm_id))""")
+        self._con: sqlite3.Connection | None = None
+        self._connect().execute("""CREATE TABLE IF NOT EXISTS ledger (
+            integration TEXT NOT NULL, entity TEXT NOT NULL, crm_id TEXT NOT NULL, bimp_uuid TEXT,
+            payload_hash TEXT, state TEXT NOT NULL, detail TEXT, written_at TEXT NOT NULL,
+            PRIMARY KEY (integration, entity, crm_id))""")
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        return con
+        """One connection per Ledger (SQLite in WAL mode lets other processes read and write meanwhile);
+        every statement commits on its own (autocommit), durably (synchronous=FULL)."""
+        if self._con is None:
+            self._con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=FULL")
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def frame(self, entity: str | None = None) -> pd.DataFrame:
         sql = f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE integration=?"
@@ -65,34 +76,38 @@ class Ledger:
         if entity is not None:
             sql += " AND entity=?"
             params.append(entity)
-        con = self._connect()
-        try:
-            return pd.read_sql_query(sql, con, params=params)
-        finally:
-            con.close()
+        return pd.read_sql_query(sql, self._connect(), params=params)
 
     def entries(self, entity: str, crm_ids: Iterable[str] | None = None) -> pd.DataFrame:
-        frame = self.frame(entity)[["crm_id", "bimp_uuid", "payload_hash", "state", "detail"]]
-        if crm_ids is not None:
-            wanted = {str(c) for c in crm_ids}
-            frame = frame[frame["crm_id"].isin(wanted)]
+        """Rows of one entity, indexed by crm_id; only the given ids when `crm_ids` is passed (looked up
+        by primary key, so a writer asking about one record never reads the whole ledger)."""
+        cols = "crm_id, bimp_uuid, payload_hash, state, detail"
+        if crm_ids is None:
+            frame = self.frame(entity)[cols.split(", ")]
+        else:
+            wanted = sorted({str(c) for c in crm_ids})
+            parts = []
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                marks = ", ".join("?" * len(chunk))
+                parts.append(pd.read_sql_query(
+                    f"SELECT {cols} FROM ledger WHERE integration=? AND entity=? AND crm_id IN ({marks})",
+                    self._connect(), params=[self.integration, entity, *chunk]))
+            frame = (pd.concat(parts, ignore_index=True) if parts
+                     else pd.DataFrame(columns=cols.split(", ")))
         return frame.set_index("crm_id", drop=False)
 
     def _upsert(self, entity: str, crm_id: str, bimp_uuid: str | None, phash: str | None, state: str,
                 detail: object | None) -> None:
-        con = self._connect()
-        try:
-            con.execute(
-                """INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (integration, entity, crm_id) DO UPDATE SET
-                     bimp_uuid = COALESCE(excluded.bimp_uuid, ledger.bimp_uuid),
-                     payload_hash = excluded.payload_hash, state = excluded.state,
-                     detail = COALESCE(excluded.detail, ledger.detail), written_at = excluded.written_at""",
-                [self.integration, entity, str(crm_id), bimp_uuid, phash, state,
-                 json.dumps(detail, ensure_ascii=False, default=_default) if detail is not None else None,
-                 datetime.now(UTC).isoformat()])
-        finally:
-            con.close()
+        self._connect().execute(
+            """INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (integration, entity, crm_id) DO UPDATE SET
+                 bimp_uuid = COALESCE(excluded.bimp_uuid, ledger.bimp_uuid),
+                 payload_hash = excluded.payload_hash, state = excluded.state,
+                 detail = COALESCE(excluded.detail, ledger.detail), written_at = excluded.written_at""",
+            [self.integration, entity, str(crm_id), bimp_uuid, phash, state,
+             json.dumps(detail, ensure_ascii=False, default=_default) if detail is not None else None,
+             datetime.now(UTC).isoformat()])
 
     def pending(self, entity: str, crm_id: object, phash: str, detail: object | None = None) -> None:
         """Recorded before the vendor call, so a crash after it is noticed and reconciled."""
