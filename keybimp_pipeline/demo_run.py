@@ -16,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYCRM_PORT, BIMP_PORT = 8801, 8802
+KEYCRM2_PORT = 8803  # the second shop's KeyCRM account (one emulator serves one account)
 
 
 def _port_open(port: int) -> bool:
@@ -29,7 +30,7 @@ def _wait_ready(proc: subprocess.Popen, timeout: float = 120.0) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the emulators exited early (code {proc.returncode})")
-        if _port_open(KEYCRM_PORT) and _port_open(BIMP_PORT):
+        if _port_open(KEYCRM_PORT) and _port_open(BIMP_PORT) and _port_open(KEYCRM2_PORT):
             return
         time.sleep(0.3)
     raise SystemExit("the emulators did not start in time")
@@ -38,7 +39,7 @@ def _wait_ready(proc: subprocess.Popen, timeout: float = 120.0) -> None:
 def main() -> int:
     from keybimp_pipeline.emulators import demo_shop  # the demo's fake credentials
 
-    for port in (KEYCRM_PORT, BIMP_PORT):
+    for port in (KEYCRM_PORT, BIMP_PORT, KEYCRM2_PORT):
         if _port_open(port):
             print(f"port {port} is in use: stop whatever listens there (an earlier `make emulate`?)",
                   file=sys.stderr)
@@ -46,6 +47,7 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("KEYBIMP_CONFIG", str(ROOT / "integrations.example.yaml"))
     env["KEYCRM_KEY_DEMO_SHOP"] = demo_shop.DEMO_KEYCRM_KEY
+    env["KEYCRM_KEY_DEMO_SHOP_2"] = demo_shop.DEMO_KEYCRM_KEY_2  # the second shop: its own KeyCRM account
     env["BIMP_EMAIL"] = demo_shop.DEMO_BIMP_EMAIL
     env["BIMP_PASSWORD"] = demo_shop.DEMO_BIMP_PASSWORD
     data = Path(env.setdefault("KEYBIMP_DATA", str(ROOT / "data")))
@@ -53,18 +55,28 @@ def main() -> int:
     for old in data.glob("demo-shop*"):
         old.unlink()  # the emulators start from a fresh demo shop, so the local state starts fresh too
 
-    print("starting the KeyCRM and Bimp emulators with the demo shop …", flush=True)
+    print("starting the KeyCRM and Bimp emulators with two demo shops writing into one Bimp company …", flush=True)
     emulators = subprocess.Popen([sys.executable, "-m", "keybimp_pipeline.emulators.serve", "--demo",
-                                  "--keycrm-port", str(KEYCRM_PORT), "--bimp-port", str(BIMP_PORT)],
+                                  "--keycrm-port", str(KEYCRM_PORT), "--bimp-port", str(BIMP_PORT),
+                                  "--shops", "2", "--keycrm2-port", str(KEYCRM2_PORT)],
                                  env=env, start_new_session=True)
     try:
         _wait_ready(emulators)
+        keybimp = [sys.executable, "-m", "keybimp_pipeline.cli"]
+        print("\nchecking both integrations against both systems (`keybimp check`) …", flush=True)
+        checked = subprocess.call(keybimp + ["check"], env=env)
+        if checked != 0:
+            print(f"`keybimp check` failed (exit {checked}): fix the lines above first", file=sys.stderr)
+            return checked
+        for shop in ("demo-shop", "demo-shop-2"):  # new integrations are paused (R-CONN-5)
+            subprocess.call(keybimp + ["start", shop], env=env)
         first = "2026-09-01"
         print(f"\nsyncing demo-shop from {first} (every day partition, recorded in $DAGSTER_HOME) …", flush=True)
-        keybimp = [sys.executable, "-m", "keybimp_pipeline.cli"]
         code = subprocess.call(keybimp + ["sync", "demo-shop", "--from", first, "--quiet"], env=env)
         print("\nsyncing again right away: nothing changed in KeyCRM, so nothing is written …", flush=True)
         code = subprocess.call(keybimp + ["sync", "demo-shop", "--from", first, "--quiet"], env=env) or code
+        print(f"\nsyncing the second shop, demo-shop-2, from {first} into the same Bimp company …", flush=True)
+        code = subprocess.call(keybimp + ["sync", "demo-shop-2", "--from", first, "--quiet"], env=env) or code
         print("\nstocks Bimp → KeyCRM: the first upload stops at the migration guard with a preview …", flush=True)
         guard = subprocess.call(keybimp + ["stocks", "demo-shop"], env=env)
         if guard != 3:  # 3 = stopped by the guard, as the first upload must be
@@ -78,6 +90,9 @@ def main() -> int:
         code = subprocess.call(keybimp + ["prices", "demo-shop"], env=env) or code
         print("\nprices again right away: nothing changed, so nothing is sent …", flush=True)
         code = subprocess.call(keybimp + ["prices", "demo-shop"], env=env) or code
+        print("\nthe second shop's history (settings changes, starts, pauses): `keybimp history demo-shop-2`",
+              flush=True)
+        subprocess.call(keybimp + ["history", "demo-shop-2"], env=env)
         print(f"\nopen sync issues: `KEYBIMP_CONFIG={env['KEYBIMP_CONFIG']} .venv/bin/keybimp issues demo-shop`"
               "\nthe Dagster UI on the same runs and data: `make ui`, then http://127.0.0.1:3000")
         return code
