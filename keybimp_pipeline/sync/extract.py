@@ -4,7 +4,8 @@ The first fetch of a day (or a full refresh) reads every order created that day.
 only the orders of that day updated since the day's high-water mark, starting an overlap window
 earlier, and de-duplicate by id keeping the newest `updated_at`.  Ties at the cursor and pages that
 shift between two requests (an order updated while we page) therefore never lose an order: the
-moved order is updated after the cursor, so the next fetch sees it at the latest.
+moved order is updated after the fetch started, and the high-water mark never passes that moment, so
+the next fetch sees it at the latest (however long the paging took).
 
 KeyCRM's `created_between` filter matches `ordered_at`, so the partition day is the shop-local day of
 `ordered_at` (falling back to `created_at` when a source leaves it empty).
@@ -60,8 +61,9 @@ def extract_day(store: Store, client: OrderSource, day: date, tz: str, *, full_r
         row = con.execute("SELECT high_water FROM fetch_cursors WHERE integration=? AND day=?",
                           [store.integration, day]).fetchone()
     cursor = row[0] if row and not full_refresh else None
+    started = now or datetime.now(UTC)
     if cursor is not None:
-        far = (now or datetime.now(UTC)) + timedelta(days=1)
+        far = started + timedelta(days=1)
         pages = client.iter_orders(created_between=created, updated_between=(cursor - OVERLAP, far))
     else:
         pages = client.iter_orders(created_between=created)
@@ -79,6 +81,11 @@ def extract_day(store: Store, client: OrderSource, day: date, tz: str, *, full_r
                 newest[order["id"]] = order
     fetched_at = now or datetime.now(UTC)
     high_water = max((o["updated_at"] for o in newest.values() if o.get("updated_at")), default=None)
+    if high_water is not None and high_water > started:
+        # an order changed while we paged: pages already read may hold older versions of other orders
+        # changed meanwhile, so the next read must start from when this one started, not from the newest
+        # change seen (which may be minutes later on a long paging of a big day)
+        high_water = started
     if cursor is not None and (high_water is None or cursor > high_water):
         high_water = cursor
     frame = pd.DataFrame({

@@ -88,6 +88,12 @@ def _derive(store: Store, day: date, integration, resolved: Resolved) -> Derived
     products = store.query("SELECT * FROM matched_products WHERE integration=? AND day=?", params)
     issues: list[pd.DataFrame] = []
 
+    # R-ORCH-4/5: a quarantined order is not written either; it gets its sync issue with the reason
+    quarantined = store.query(
+        "SELECT order_id, string_agg(entity || ': ' || reason, '; ' ORDER BY entity) AS detail FROM quarantine "
+        "WHERE integration=? AND day=? AND order_id IS NOT NULL GROUP BY order_id ORDER BY order_id", params)
+    issues.append(_issues(quarantined.assign(code=IssueCode.ORDER_INVALID.value)))
+
     # R-STAT-2: unmapped status → not created (retried when mapped)
     orders["bimp_status_uuid"] = orders["status_id"].map(lambda s: resolved.statuses.get(int(s)) if pd.notna(s)
                                                          else None)
