@@ -132,6 +132,7 @@ def build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
             "reserves_released": result.reserves_released, "unchanged": result.unchanged,
             "counterparties_created": result.counterparties_created,
             "contracts_created": result.contracts_created, "products_created": result.products_created,
+            "orders_rejected": int(saved["order_id"].nunique()) if len(saved) else 0,
             "sync_issues": len(saved), "issues": dg.MetadataValue.md(markdown_table(saved))})
 
     doc_specs = [

@@ -101,6 +101,7 @@ def test_R_ORCH_4_R_ORCH_6_checks_pass_on_a_clean_day_and_reconciliation_catches
             for e in result.get_asset_materialization_events()}
     assert mats["staged_orders"]["rows"].value == meta["orders_staged"]
     assert mats["bimp_customer_orders"]["orders_created"].value == done
+    assert mats["bimp_customer_orders"]["orders_rejected"].value == meta["orders_held_by_sync_issues"]
     assert "| order | code |" in mats["sync_issues"]["first_issues"].value or \
         mats["sync_issues"]["open_issues"].value == 0
 
@@ -179,3 +180,24 @@ def test_R_ORCH_2_partition_failed_in_an_api_outage_is_failed_then_succeeds_on_r
         status = shop.instance.get_status_by_partition(dg.AssetKey(asset), [pk], shop.partitions)
         assert status == {pk: dg.AssetPartitionStatus.MATERIALIZED}, asset
     assert shop.checks_of(again)["bimp_customer_orders:reconciles_with_keycrm"].passed
+
+
+def test_loaded_definitions_carry_the_checks_and_a_freshness_policy_on_every_asset(tmp_path, monkeypatch):
+    """Freshness is applied once in definitions.py: an integration that stopped syncing shows stale assets."""
+    import importlib
+
+    monkeypatch.setenv("KEYBIMP_DATA", str(tmp_path))
+    monkeypatch.delenv("KEYBIMP_CONFIG", raising=False)
+    definitions = importlib.import_module("keybimp_pipeline.definitions")
+    graph = definitions.defs.resolve_asset_graph()
+    checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
+    assert {"staged_orders:pandera_schema", "staged_order_lines:pandera_schema", "staged_payments:pandera_schema",
+            "bimp_customer_orders:reconciles_with_keycrm"} <= checks
+    for asset_key in graph.get_all_asset_keys():
+        node = graph.get(asset_key)
+        assert node.freshness_policy is not None, asset_key
+        assert node.group_name in {"keycrm_raw", "reference", "staged", "matched", "bimp_documents",
+                                   "keycrm_uploads"}, asset_key
+    raw = graph.get(dg.AssetKey("keycrm_orders_raw"))
+    assert raw.freshness_policy.fail_window.to_timedelta().total_seconds() == 24 * 3600
+    assert {"keycrm", "duckdb"} <= set(raw.kinds)
