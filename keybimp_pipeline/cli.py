@@ -72,8 +72,8 @@ def _materialize_upload(name: str, selection: list[str], run_config: dict | None
     assets = [a for a in definitions.UPLOAD_ASSETS if any(k.to_user_string() in selection for k in a.keys)]
     return dg.materialize(assets + list(definitions.UPLOAD_CHECKS), partition_key=name,
                           instance=dg.DagsterInstance.get(), resources={"keybimp": definitions.resources.Keybimp()},
-                          run_config={**(run_config or {}),
-                                      "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                          run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                                      **(run_config or {})},
                           raise_on_error=False, selection=selection,
                           tags={"keybimp/integration": name, "keybimp/trigger": "cli"})
 
@@ -89,8 +89,10 @@ def cmd_stocks(args: argparse.Namespace) -> int:
     """Snapshot, plan, guard and upload stocks; a blocked plan prints its preview and uploads nothing (exit 3)."""
     from keybimp_pipeline.defs.uploads import STOCK_ASSETS
 
+    # the guard's stop is expected and explained below: no Dagster stack trace on the console for it
     result = _materialize_upload(args.name, list(STOCK_ASSETS),
-                                 {"ops": {"stock_upload_plan": {"config": {"confirm": bool(args.confirm)}}}})
+                                 {"ops": {"stock_upload_plan": {"config": {"confirm": bool(args.confirm)}}},
+                                  "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
     plan = _asset_metadata(result, "stock_upload_plan")
     if plan:
         print(plan.get("preview", ""))

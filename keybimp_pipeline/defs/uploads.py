@@ -9,6 +9,8 @@ config of ``stock_upload_plan`` in the UI).  Prices: ``keycrm_price_upload`` (R-
 """
 # (no `from __future__ import annotations` here: Dagster reads the config classes from real annotations)
 
+import warnings
+
 import dagster as dg
 
 from keybimp_pipeline import control
@@ -91,15 +93,15 @@ def build_upload_assets(partitions_def: dg.StaticPartitionsDefinition) -> tuple[
         g = result.guard
         if g.blocked and not config.confirm:
             context.log.warning(f"stock upload of '{name}' blocked by the migration guard: " + "; ".join(g.reasons))
+        preview = g.markdown()
+        if g.blocked and config.confirm:
+            preview = preview.replace("**Stock upload blocked** (confirm to let it through)",
+                                      "**Stock upload confirmed** (the guard would have stopped it)", 1)
         return dg.MaterializeResult(metadata={
             "changes": g.changes, "to_zero": g.to_zero, "keycrm_nonzero": g.nonzero_now,
             "zeroed_share": round(g.zeroed_share, 4), "blocked": g.blocked, "confirmed": result.confirmed,
-            "preview": dg.MetadataValue.md(g.markdown())})
+            "preview": dg.MetadataValue.md(preview)})
 
-    @dg.asset_check(asset=stock_upload_plan, name="stock_migration_guard", blocking=True,
-                    partitions_def=partitions_def,
-                    description="R-STOCK-7: stops the upload on a first run, an empty/partial Bimp list, or "
-                                "too many zeros, unless the run was confirmed.")
     def stock_migration_guard(context: dg.AssetCheckExecutionContext, keybimp: Keybimp):
         name = context.partition_key
         verdict = guard_verdict(keybimp.store(name))
@@ -110,6 +112,13 @@ def build_upload_assets(partitions_def: dg.StaticPartitionsDefinition) -> tuple[
             "reasons": "; ".join(verdict.get("reasons") or []),
             "changes": int(verdict.get("changes") or 0), "to_zero": int(verdict.get("to_zero") or 0),
             "how_to_confirm": f"keybimp stocks {name} --confirm (or run with stock_upload_plan config confirm: true)"})
+
+    with warnings.catch_warnings():  # a partitioned check is a Dagster preview feature; we rely on it knowingly
+        warnings.simplefilter("ignore", category=dg.PreviewWarning)
+        stock_migration_guard = dg.asset_check(
+            asset=stock_upload_plan, name="stock_migration_guard", blocking=True, partitions_def=partitions_def,
+            description="R-STOCK-7: stops the upload on a first run, an empty/partial Bimp list, or too many "
+                        "zeros, unless the run was confirmed.")(stock_migration_guard)
 
     @dg.asset(name="keycrm_stock_upload", group_name=UPLOADS, partitions_def=partitions_def, kinds={"keycrm"},
               deps=[stock_upload_plan],
