@@ -360,8 +360,15 @@ class OrderWriter:
                                            "code": IssueCode.CURRENCY_MISMATCH.value,
                                            "detail": f"order in {order['currency']}, contract in {contract_currency}"})
                 continue
-            self._write_order(order, lines[lines["order_id"] == order_id], counterparty, contract,
-                              known.loc[str(order_id)] if str(order_id) in known.index else None, reserve_of)
+            try:
+                self._write_order(order, lines[lines["order_id"] == order_id], counterparty, contract,
+                                  known.loc[str(order_id)] if str(order_id) in known.index else None, reserve_of)
+            except BimpBusinessError as err:  # e.g. a closed period: data, not a fault (R-ORCH-5); retried
+                code = {"period_closed": IssueCode.PERIOD_CLOSED,
+                        "reserve_exceeds_available": IssueCode.RESERVE_INSUFFICIENT}.get(err.reason,
+                                                                                         IssueCode.BIMP_REJECTED)
+                self.result.issues.append({"order_id": order_id, "entity": "customer_order", "code": code.value,
+                                           "detail": f"Bimp: {err.message}"[:300]})
         return self.result
 
     def _free_stock(self, items: list[str]) -> pd.DataFrame:
