@@ -185,6 +185,10 @@ class DocumentWriter:
         return self.store.query("SELECT * FROM stg_orders WHERE integration=? AND day=? ORDER BY created_at, order_id",
                                 [self.store.integration, day])
 
+    def _tag(self, order_id: int) -> str:
+        """Document comment naming the KeyCRM order and the shop (several shops may write to one company)."""
+        return f"KeyCRM order {order_id} ({self.store.integration})"
+
     def _status_ids(self, status: str | None) -> set[int]:
         if status is None:
             return set()
@@ -256,7 +260,7 @@ class DocumentWriter:
             order = _detail(orders.loc[str(order_id)])
             body = {"counterparty": order.get("counterparty"), "currency": self.r.currency,
                     "organization": self.r.organization, "date": p["doc_date"], "number": f"KC-P-{pid}",
-                    "paymentEntity": account, "comment": f"KeyCRM order {order_id}, payment {pid}",
+                    "paymentEntity": account, "comment": f"{self._tag(order_id)}, payment {pid}",
                     "paymentDetails": [{"invoiceForCustomerpayment": order_uuid, "payed": _money(p["amount_kop"])}]}
             detail = {"order_id": order_id, "account": account, "amount_kop": int(p["amount_kop"]),
                       "date": p["doc_date"]}
@@ -380,7 +384,7 @@ class DocumentWriter:
                 "warehouse": {"uuid": r.warehouse}, "currency": {"uuid": r.currency},
                 "organization": {"uuid": r.organization}, "managerialAccounting": True,
                 "bookkeperAccounting": False, "date": doc_date, "documentNumber": f"KC-S-{order_id}",
-                "invoiceForCustomerPayment": {"uuid": co["bimp_uuid"]}, "comment": f"KeyCRM order {order_id}",
+                "invoiceForCustomerPayment": {"uuid": co["bimp_uuid"]}, "comment": self._tag(order_id),
                 "products": products}
         return body, sold
 
@@ -430,7 +434,7 @@ class DocumentWriter:
                 continue
             doc_date = max(str(o["doc_date"]) if pd.notna(o["doc_date"]) else "", str(sale.get("date") or ""))
             body = {"baseDocument": sales.loc[key, "bimp_uuid"], "warehouse": self.r.warehouse,
-                    "date": doc_date or None, "number": f"KC-R-{order_id}", "comment": f"KeyCRM order {order_id}",
+                    "date": doc_date or None, "number": f"KC-R-{order_id}", "comment": self._tag(order_id),
                     "products": [{"nomenclature": s["nomenclature_uuid"], "count": _count(s["quantity"]),
                                   "cost": _cost(s["cost_ck"])} for _, s in sold_goods.iterrows()]}
             if body["date"] is None:
@@ -474,7 +478,7 @@ class DocumentWriter:
             body = {"uuid": refund_uuid, "expenseItem": self.r.refund_expense_item,
                     "customer": _detail(orders.loc[key]).get("counterparty"), "organization": self.r.organization,
                     "paymentEntity": paid[order_id][0]["account"], "author": self.r.author,
-                    "comment": f"KeyCRM order {order_id}",
+                    "comment": self._tag(order_id),
                     "paymentDetails": [{"invoice": orders.loc[key, "bimp_uuid"], "refundSum": _money(amount)}]}
             if pd.notna(o["doc_date"]):
                 body["date"] = max(str(o["doc_date"]), *(str(d.get("date") or "") for d in paid[order_id]))

@@ -127,7 +127,7 @@ def dec(value: object) -> Decimal:
 
 def by_comment(docs: list[dict], order_id: int) -> list[dict]:
     """Documents the pipeline wrote for a KeyCRM order (their comment names it)."""
-    tag = f"KeyCRM order {order_id}"
+    tag = f"KeyCRM order {order_id} (demo-shop)"
     return [d for d in docs if d.get("comment") == tag or str(d.get("comment", "")).startswith(tag + ",")]
 
 
