@@ -73,10 +73,13 @@ def main() -> int:
         first = "2026-09-01"
         print(f"\nsyncing demo-shop from {first} (every day partition, recorded in $DAGSTER_HOME) …", flush=True)
         code = subprocess.call(keybimp + ["sync", "demo-shop", "--from", first, "--quiet"], env=env)
-        print("\nsyncing again right away: nothing changed in KeyCRM, so nothing is written …", flush=True)
-        code = subprocess.call(keybimp + ["sync", "demo-shop", "--from", first, "--quiet"], env=env) or code
-        print(f"\nsyncing the second shop, demo-shop-2, from {first} into the same Bimp company …", flush=True)
-        code = subprocess.call(keybimp + ["sync", "demo-shop-2", "--from", first, "--quiet"], env=env) or code
+        recent = "2026-11-18"
+        print(f"\nsyncing the last two weeks again (from {recent}): nothing changed in KeyCRM, so the summary "
+              "stays the same and nothing is written …", flush=True)
+        code = subprocess.call(keybimp + ["sync", "demo-shop", "--from", recent, "--quiet"], env=env) or code
+        print(f"\nsyncing the second shop, demo-shop-2, into the same Bimp company (from {recent}; older days "
+              "are a backfill away) …", flush=True)
+        code = subprocess.call(keybimp + ["sync", "demo-shop-2", "--from", recent, "--quiet"], env=env) or code
         print("\nstocks Bimp → KeyCRM: the first upload stops at the migration guard with a preview …", flush=True)
         guard = subprocess.call(keybimp + ["stocks", "demo-shop"], env=env)
         if guard != 3:  # 3 = stopped by the guard, as the first upload must be
