@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export KEYBIMP_DATA ?= $(CURDIR)/data
 
-.PHONY: install test demo ui emulate bench lint lock clean
+.PHONY: install test demo ui emulate bench lint lock clean browser-test
 
 $(BIN)/uv:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,13 @@ demo: install
 
 ui: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# The UI as a person sees it: Debian's Chromium (apt) driven by playwright-core (npm, lock file committed).
+# Needs apt, so CI runs it from .ci/run after `make test`, never inside it.
+browser-test: install
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	cd e2e-browser && npm ci --no-audit --no-fund --loglevel=error
+	cd e2e-browser && node --test --test-reporter=spec ui.test.mjs
 
 emulate: install
 	$(BIN)/keybimp emulate --demo
