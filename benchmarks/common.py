@@ -62,6 +62,13 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) so far: far less sensitive than wall time to
+    other work on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def emit(result: dict) -> None:
     """A child's result: one JSON line on stdout, prefixed so that stray prints never confuse the parent."""
     print("BENCH-RESULT " + json.dumps(result, default=str), flush=True)
