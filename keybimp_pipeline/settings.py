@@ -513,7 +513,10 @@ def load_settings(path: str | Path | None = None) -> IntegrationsFile:
         raise SettingsError([f"{where}: YAML syntax error: {problem}"]) from None
     if data is None:
         raise SettingsError([f"{p}: the file is empty; it needs an 'integrations' list"])
-    return parse_settings(data)
+    try:
+        return parse_settings(data)
+    except SettingsError as err:  # every message names the file, so a user with several knows which one
+        raise SettingsError([f"{p}: {m}" for m in err.messages]) from None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -187,6 +187,44 @@ def normalize_order(raw: dict) -> dict:
     return normalize(raw)
 
 
+INVALID_KEY = "_invalid"  # reasons a listed order's fields could not be read; staging quarantines such orders
+
+
+def _tolerant_value(key: str | None, value: Any, path: str, problems: list[str]) -> Any:
+    try:
+        if isinstance(value, dict):
+            return {k: _tolerant_value(k, v, f"{path}.{k}" if path else k, problems) for k, v in value.items()}
+        if isinstance(value, list) and key not in OBJECT_FIELDS:
+            return [_tolerant_value(None, v, f"{path}[{i}]", problems) if isinstance(v, (dict, list)) else v
+                    for i, v in enumerate(value)]
+        return _normalize_value(key, value)
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        problems.append(f"{path}: {exc}"[:300])
+        return None
+
+
+def tolerant_order(raw: Any) -> dict | None:
+    """`normalize_order` for one order of a list page: a field that cannot be read (a broken timestamp, a
+    money amount that is no number) becomes None and its reason goes to ``order["_invalid"]``, so one bad
+    order is quarantined downstream instead of failing the whole page.  Not an object, or no integer id:
+    None (nothing could identify it) and a warning."""
+    if not isinstance(raw, dict):
+        log.warning("KeyCRM order list held a %s instead of an order; skipped", type(raw).__name__)
+        return None
+    try:
+        order_id = int(raw.get("id"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        log.warning("KeyCRM order without a usable id skipped")
+        return None
+    try:
+        return normalize_order({**raw, "id": order_id})
+    except (TypeError, ValueError, ArithmeticError):
+        problems: list[str] = []
+        order = _tolerant_value(None, {**raw, "id": order_id}, "", problems)
+        order[INVALID_KEY] = problems
+        return order
+
+
 def key_fingerprint(api_key: str) -> str:
     """A stable, non-reversible name for a key (limiter registry, logs)."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
@@ -408,7 +446,8 @@ class KeyCRMClient:
         if status_ids:
             params["filter[status_id]"] = ",".join(str(int(s)) for s in status_ids)
         for page in self.iter_pages("order", params):
-            yield [normalize_order(o) for o in page]
+            orders = [tolerant_order(o) for o in page]
+            yield [o for o in orders if o is not None]
 
     def count_orders_updated(self, since: datetime, until: datetime | None = None) -> int:
         """How many orders changed in the window: one cheap request (limit=1) for a sensor."""

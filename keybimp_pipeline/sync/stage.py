@@ -62,7 +62,8 @@ SELECT r.integration, r.day, r.order_id, CAST(t.ord - 1 AS BIGINT) AS line_no,
                 * TRY_CAST(t.l->>'quantity' AS DECIMAL(18,4)) * 100) AS BIGINT),
      {_kop("t.l->>'total_discount'")}, 0)) AS line_discount_kop
 FROM raw_orders r,
-  unnest(CAST(COALESCE(r.payload->'products', '[]') AS JSON[])) WITH ORDINALITY AS t(l, ord)
+  unnest(CAST(CASE WHEN json_type(r.payload->'products') = 'ARRAY' THEN r.payload->'products' ELSE '[]' END
+              AS JSON[])) WITH ORDINALITY AS t(l, ord)
 WHERE r.integration = $1 AND r.day = $2
 ORDER BY r.order_id, line_no
 """
@@ -77,6 +78,22 @@ SELECT r.integration, r.day, r.order_id,
 FROM raw_orders r WHERE r.integration = $1 AND r.day = $2 ORDER BY r.order_id
 """
 
+# Orders whose shape is broken before any column can be typed: fields the client could not read (it sets
+# `_invalid`), lines or payments that are not lists.  Quarantined with the reason, never a failed partition.
+SHAPE_SQL = """
+SELECT order_id, reason FROM (
+  SELECT order_id,
+    concat_ws('; ',
+      CASE WHEN (payload->'_invalid') IS NOT NULL THEN 'unreadable fields: ' || CAST(payload->'_invalid' AS VARCHAR) END,
+      CASE WHEN json_type(payload->'products') NOT IN ('ARRAY', 'NULL') THEN 'products is not a list' END,
+      CASE WHEN json_type(payload->'payments') NOT IN ('ARRAY', 'NULL') THEN 'payments is not a list' END,
+      CASE WHEN json_type(payload->'buyer') NOT IN ('OBJECT', 'NULL') THEN 'buyer is not an object' END
+    ) AS reason
+  FROM raw_orders WHERE integration = $1 AND day = $2)
+WHERE reason <> ''
+ORDER BY order_id
+"""
+
 PAYMENTS_SQL = f"""
 SELECT r.integration, r.day, r.order_id,
   TRY_CAST(t.pm->>'id' AS BIGINT) AS payment_id,
@@ -86,7 +103,8 @@ SELECT r.integration, r.day, r.order_id,
   {_ts("t.pm->>'payment_date'")} AS payment_date,
   {_ts("COALESCE(t.pm->>'updated_at', t.pm->>'created_at')")} AS status_changed_at
 FROM raw_orders r,
-  unnest(CAST(COALESCE(r.payload->'payments', '[]') AS JSON[])) AS t(pm)
+  unnest(CAST(CASE WHEN json_type(r.payload->'payments') = 'ARRAY' THEN r.payload->'payments' ELSE '[]' END
+              AS JSON[])) AS t(pm)
 WHERE r.integration = $1 AND r.day = $2 AND COALESCE(TRY_CAST(t.pm->>'is_expense' AS BOOLEAN), false) = false
 ORDER BY r.order_id, payment_id
 """
@@ -119,6 +137,7 @@ def _stage_day(store: Store, day: date, strict_names: bool) -> StageResult:
         lines = con.execute(LINES_SQL, params).df()
         buyers = con.execute(BUYERS_SQL, params).df()
         payments = con.execute(PAYMENTS_SQL, params).df()
+        shapes = con.execute(SHAPE_SQL, params).df()
 
     orders = _utc(orders, ["created_at", "updated_at", "status_changed_at", "closed_at", "shipping_date"])
     for col in ["buyer_id", "status_id", "source_id", "grand_total_kop", "discount_kop", "shipping_price_kop"]:
@@ -147,6 +166,9 @@ def _stage_day(store: Store, day: date, strict_names: bool) -> StageResult:
         if len(reasons):
             bad.append(pd.DataFrame({"order_id": frame.loc[reasons.index, "order_id"].to_numpy(),
                                      "entity": entity, "reason": reasons["reason"].to_numpy()}))
+    if len(shapes):
+        bad.append(pd.DataFrame({"order_id": shapes["order_id"].to_numpy(), "entity": "order",
+                                 "reason": shapes["reason"].to_numpy()}))
     payments_missing_id = payments["payment_id"].isna()
     if payments_missing_id.any():
         bad.append(pd.DataFrame({"order_id": payments.loc[payments_missing_id, "order_id"].to_numpy(),
