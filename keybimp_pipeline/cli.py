@@ -22,6 +22,17 @@ def _dagster_home() -> None:
         target.write_text(source.read_text())
 
 
+def _instance():
+    """The Dagster instance of $DAGSTER_HOME.  Its first opening creates and migrates the SQLite storages, and
+    two commands doing that at once (a backfill started next to another sync) collide in the migration, so
+    the opening is serialised by a file lock; runs themselves then go side by side."""
+    import dagster as dg
+    from filelock import FileLock
+
+    with FileLock(str(Path(os.environ["DAGSTER_HOME"]) / ".instance.lock"), timeout=600):
+        return dg.DagsterInstance.get()
+
+
 def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
@@ -43,7 +54,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if start < first_partition:
         print(f"--from {start} is before the first partition {first_partition} (start_date)", file=sys.stderr)
         return 2
-    instance = dg.DagsterInstance.get()
+    instance = _instance()
     failed = []
     run_config = {"ops": {"keycrm_orders_raw": {"config": {"full_refresh": bool(args.full_refresh)}}},
                   "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -71,7 +82,7 @@ def _materialize_upload(name: str, selection: list[str], run_config: dict | None
     definitions.SETTINGS.get(name)
     assets = [a for a in definitions.UPLOAD_ASSETS if any(k.to_user_string() in selection for k in a.keys)]
     return dg.materialize(assets + list(definitions.UPLOAD_CHECKS), partition_key=name,
-                          instance=dg.DagsterInstance.get(), resources={"keybimp": definitions.resources.Keybimp()},
+                          instance=_instance(), resources={"keybimp": definitions.resources.Keybimp()},
                           run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}},
                                       **(run_config or {})},
                           raise_on_error=False, selection=selection,

@@ -95,6 +95,8 @@ def _labels(company: dict) -> dict[str, str]:
                 label = f"cp:{item.get('name')}|{item.get('phoneNumber')}|{item.get('email')}"
             elif collection == "nomenclature":
                 label = f"item:{item.get('article') or ''}|{item.get('name')}"
+            elif collection == "customerOrders":  # numbers are per shop: the comment names the integration
+                label = f"{collection}:{item.get('docNumber')}|{item.get('comment')}"
             elif collection in DOC_NUMBER_KEYS:
                 label = f"{collection}:{item.get(DOC_NUMBER_KEYS[collection])}"
             elif collection == "contracts":
@@ -166,9 +168,22 @@ def natural_keys(company: dict) -> dict[str, list[str]]:
                                     for x in company.get("counterpartyExternalIds") or []],
         "refunds": [r.get("comment") for r in company.get("refunds") or [] if r.get("comment")],
     }
-    for collection, field in DOC_NUMBER_KEYS.items():
-        keys[collection] = [d.get(field) for d in company.get(collection) or []]
+    for collection, field in DOC_NUMBER_KEYS.items():  # a number is unique per customer order (per shop)
+        keys[collection] = [f"{d.get(field)}|{labels.get(_order_of(d), _order_of(d))}"
+                            for d in company.get(collection) or []]
+    keys["customerOrders"] = [labels[d["uuid"]] for d in company.get("customerOrders") or []]
     return keys
+
+
+def _order_of(doc: dict) -> str | None:
+    """The uuid of the customer order (or sale) a document belongs to."""
+    for field in ("invoiceForCustomerPayment", "order", "baseDocument"):
+        value = doc.get(field)
+        if isinstance(value, dict):
+            value = value.get("uuid")
+        if value:
+            return value
+    return None
 
 
 def duplicates(company: dict, baseline: dict | None = None) -> dict[str, dict[str, int]]:
