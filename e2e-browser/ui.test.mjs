@@ -111,8 +111,9 @@ async function dismissOnboarding() {
   // on first visits Dagster asks, after a moment, for a newsletter sign-up; a person presses Skip
   const skip = page.getByRole('button', { name: 'Skip' });
   if (await skip.isVisible().catch(() => false)) {
-    await skip.click();
-    await skip.waitFor({ state: 'hidden' });
+    // the locator handler below may get there first: then this click finds no button, which is fine
+    await skip.click({ timeout: 5_000 }).catch(() => {});
+    await skip.waitFor({ state: 'hidden', timeout: 10_000 });
   }
 }
 
@@ -223,6 +224,8 @@ test('the Partitions tab shows the partition that failed in the outage; a re-run
   assert.deepEqual([counts.failed, counts.materialized], [1, OK_DAYS.length], JSON.stringify(counts));
   await page.getByText(OUTAGE_DAY, { exact: true }).first().click();
   await page.getByText('demo-shop', { exact: true }).first().click();
+  await page.getByText(`${OUTAGE_DAY}|demo-shop`).first().waitFor();
+  await page.getByText(/failed, and did not materialize this asset/).first().waitFor(); // and which run did
   await sleep(1000);
   await shot('partitions-failed.png');
 
