@@ -100,7 +100,7 @@ def test_R_CONN_3_one_key_on_two_integrations_is_refused(shops, monkeypatch, cap
         load_settings(shops["config"])
     fp = key_fingerprint(DEMO_KEYCRM_KEY)
     assert str(info.value) == (
-        f"integrations[1].keycrm.api_key_env: the same KeyCRM API key (fingerprint {fp}) is already used by "
+        f"{shops['config']}: integrations[1].keycrm.api_key_env: the same KeyCRM API key (fingerprint {fp}) is already used by "
         "integration 'demo-shop' (integrations[0]); one KeyCRM account may be connected only once (R-CONN-3)")
     assert cli.main(["check"]) == 2
     err = capsys.readouterr().err
