@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -423,3 +424,44 @@ def pending_ledger_rows(data: Path, name: str = NAME) -> int:
         return int(con.execute("SELECT count(*) FROM ledger WHERE state='pending'").fetchone()[0])
     finally:
         con.close()
+
+
+class Recorder:
+    """ASGI wrapper: logs (monotonic time, method, path, status or 'dropped') of every vendor call and calls
+    `hook(method, path, n)` before passing the n-th one on (the hook flips the emulator's fault switches)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.state = app.state
+        self.log: list[tuple[float, str, str, object]] = []
+        self.hook: Callable[[str, str, int], None] | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/__admin"):
+            await self.app(scope, receive, send)
+            return
+        if self.hook is not None:
+            self.hook(scope["method"], scope["path"], len(self.log) + 1)
+        status: list[object] = ["dropped"]
+
+        async def watch(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            self.log.append((time.monotonic(), scope["method"], scope["path"], status[0]))
+
+    def statuses(self, since: int = 0) -> list[object]:
+        return [s for *_, s in self.log[since:]]
+
+    def max_in_window(self, window_s: float, since: int = 0) -> int:
+        stamps = [t for t, *_ in self.log[since:]]
+        best, j = 0, 0
+        for i, t in enumerate(stamps):
+            while stamps[j] <= t - window_s:
+                j += 1
+            best = max(best, i - j + 1)
+        return best

@@ -12,6 +12,8 @@ types, broken timestamps, lists where objects belong), which the emulator could 
 from __future__ import annotations
 
 import copy
+import json
+import os
 import random
 from datetime import date
 
@@ -187,7 +189,7 @@ def test_R_ORCH_4_R_ORCH_5_fuzzed_orders_through_the_emulator(shop: Shop):
     w.buyer(3, HUGE)
     w.buyer(4, "O'Brien \"Bob\"; DROP TABLE stg_buyers;-- " + ODD, phone="+380 (67) 000-00-00 ext. ☎",
             email="not-an-email@@")
-    cases = hand_made(100) + random_cases(200, 40)
+    cases = hand_made(100) + random_cases(200, int(os.environ.get("KEYBIMP_FUZZ_RANDOM", "40")))
     accepted, refused = _load_accepting(shop, cases)
     assert {label for label, _ in refused} >= {"non-numeric quantity", "price as an object"}
 
@@ -205,6 +207,9 @@ def test_R_ORCH_4_R_ORCH_5_fuzzed_orders_through_the_emulator(shop: Shop):
     assert shop.bimp_writes() == writes
     FIGURES["emulator_inputs"] = len(cases)
     FIGURES["emulator_refused"] = len(refused)
+    print("FUZZ-FIGURES " + json.dumps({"tried": len(cases) + len(raw_cases(_template(1))),
+                                         "refused": len(refused), "quarantined": len(quarantined),
+                                         "issues": len(issues)}))
 
 
 def _page(orders: list) -> dict:
