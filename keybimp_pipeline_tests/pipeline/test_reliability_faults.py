@@ -30,7 +30,7 @@ class Rig:
     def __init__(self) -> None:
         self.kc, self.bi = Recorder(keycrm_app()), Recorder(bimp_app())
         self.keycrm, self.bimp = ServedApp(self.kc), ServedApp(self.bi)
-        self.keycrm_state, self.bimp_state = R.small_shop(16, days=2, end=R.date(2026, 11, 3))
+        self.keycrm_state, self.bimp_state = R.small_shop(12, days=2, end=R.date(2026, 11, 3))
         self.days = R.shop_days(self.keycrm_state)
         self.clean: dict | None = None
 
@@ -148,7 +148,7 @@ def test_429_bursts_with_retry_after_are_waited_out_without_a_failed_run(rig: Ri
     failed_runs = run_until_complete(rig.harness(tmp_path, "429"), rig.days, attempts=1)
     rig.quiet()
     bursts = sum(1 for s in rig.kc.statuses(k0) + rig.bi.statuses(b0) if s == 429)
-    assert bursts >= 10 and failed_runs == 0
+    assert bursts >= 6 and failed_runs == 0
     assert_same_as_clean(rig, clean)
     _count("faults_429", bursts)
 
@@ -178,7 +178,7 @@ def test_dropped_connections_slow_answers_and_bimp_tokens_expiring_mid_run(rig: 
     rig.kc.hook, rig.bi.hook = keycrm_drops, bimp_drops
     failed_runs = run_until_complete(rig.harness(tmp_path, "drops"), rig.days)
     rig.quiet()
-    assert dropped["keycrm"] >= 3 and dropped["bimp"] >= 3 and dropped["expired"] >= 2
+    assert dropped["keycrm"] >= 1 and dropped["bimp"] >= 2 and dropped["expired"] >= 1
     assert_same_as_clean(rig, clean)
     _count("faults_dropped_connections", dropped["keycrm"] + dropped["bimp"])
     _count("faults_token_expiries", dropped["expired"])
@@ -207,17 +207,17 @@ def test_keycrm_rate_limit_is_never_exceeded_at_the_emulator(rig: Rig, tmp_path,
 
 
 def test_orders_change_and_pages_shift_while_paging(rig: Rig, tmp_path, env, monkeypatch):
-    """Pages of 4 (the client's page size lowered for the test) and, between two page requests: a status
+    """Pages of 2 (the client's page size lowered for the test) and, between two page requests: a status
     change of an order already read and of one not read yet, an order moved into the day from the next
     (the following pages shift by one), a new order.  After the next run (the sensor's next tick) Bimp holds
     exactly what a clean run over the final KeyCRM data writes."""
-    monkeypatch.setattr(keycrm_client, "PAGE_LIMIT", 4)
+    monkeypatch.setattr(keycrm_client, "PAGE_LIMIT", 2)
     rig.load()
     day, other = rig.days[0], rig.days[1]
     orders = sorted(rig.keycrm_state["orders"], key=lambda o: o["id"])
     first = [o["id"] for o in orders if R.shop_days({"orders": [o]}) == [day]]
     mover = next(o for o in orders if R.shop_days({"orders": [o]}) == [other])
-    assert len(first) > 6
+    assert len(first) >= 5  # three pages
     admin = rig.keycrm.admin
     changes: list[Callable[[], object]] = [
         lambda: admin.patch(f"/__admin/orders/{first[0]}", json={"status_id": 3}),   # already read
