@@ -60,7 +60,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
                   "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     for day in _days(start, end):
         result = dg.materialize(
-            definitions.ORDER_ASSETS, partition_key=key(args.name, day), instance=instance,
+            [*definitions.ORDER_ASSETS, *definitions.ORDER_CHECKS], partition_key=key(args.name, day),
+            instance=instance,
             resources={"keybimp": definitions.resources.Keybimp()}, run_config=run_config,
             tags={"keybimp/integration": args.name, "keybimp/trigger": "cli"}, raise_on_error=False)
         if not result.success:
