@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 
 import dagster as dg
@@ -40,17 +41,20 @@ upload_prices = dg.define_asset_job(
     "upload_prices", selection=dg.AssetSelection.assets("keycrm_price_upload"),
     description="Bimp prices → KeyCRM.")
 
-defs = dg.Definitions(
+_defs = dg.Definitions(
     assets=[*ORDER_ASSETS, *UPLOAD_ASSETS],
     asset_checks=[*ORDER_CHECKS, *UPLOAD_CHECKS],
     jobs=[sync_orders, upload_stocks, upload_prices],
     sensors=build_order_sensors(SETTINGS, sync_orders),
     schedules=build_upload_schedules(SETTINGS, upload_stocks, upload_prices),
     resources={"keybimp": resources.Keybimp()},
-).map_resolved_asset_specs(
-    func=lambda spec: dg.apply_freshness_policy(spec, ORDERS_FRESHNESS),
-    selection=dg.AssetSelection.assets(*ORDER_ASSETS),
-).map_resolved_asset_specs(
-    func=lambda spec: dg.apply_freshness_policy(spec, UPLOADS_FRESHNESS),
-    selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
 )
+with warnings.catch_warnings():  # freshness policies applied once at the root are "preview" in 1.13
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    defs = _defs.map_resolved_asset_specs(
+        func=lambda spec: dg.apply_freshness_policy(spec, ORDERS_FRESHNESS),
+        selection=dg.AssetSelection.assets(*ORDER_ASSETS),
+    ).map_resolved_asset_specs(
+        func=lambda spec: dg.apply_freshness_policy(spec, UPLOADS_FRESHNESS),
+        selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
+    )
