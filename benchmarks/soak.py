@@ -60,47 +60,51 @@ def crashes(keycrm, bimp, kc_state, bimp_state, days, work: Path, n: int, rng: r
         clean = R.canonical(bimp.state()["companies"][0])
         print(f"clean run: {clean_s:.0f} s, {writes} Bimp writes", flush=True)
 
-        _load(keycrm, bimp, kc_state, bimp_state)
-        w0 = R.bimp_writes(bimp)
-        env = R.cli_env(config, work / "crashed", work / "crashed-home")
-        survived, dup_seen, runs = 0, 0, 0
+        # cycles: fresh state, kills until every write is done, a final run, the comparison; again until n kills
+        survived, dup_seen, runs, cycles, all_equal, pending = 0, 0, 0, 0, True, 0
         while survived < n:
-            done = R.bimp_writes(bimp) - w0
-            pid = runner.start(argv, work / f"run-{runs}.log", env)
+            cycles += 1
+            _load(keycrm, bimp, kc_state, bimp_state)
+            w0 = R.bimp_writes(bimp)
+            env = R.cli_env(config, work / f"cycle-{cycles}", work / f"cycle-{cycles}-home")
+            while survived < n and R.bimp_writes(bimp) - w0 < writes:
+                done = R.bimp_writes(bimp) - w0
+                pid = runner.start(argv, work / f"run-{runs}.log", env)
+                runs += 1
+                if survived % 2 == 0:
+                    target = done + 1 + rng.randrange(max(1, min(12, writes - done - 1)))
+                    how = f"after write {target}"
+                    alive = R.wait_for_writes(bimp, w0 + target, runner, pid)
+                else:
+                    delay = rng.uniform(1.0, max(2.0, clean_s * 0.6))
+                    how = f"after {delay:.1f} s"
+                    deadline = time.monotonic() + delay
+                    while time.monotonic() < deadline and runner.alive(pid):
+                        time.sleep(0.05)
+                    alive = runner.alive(pid)
+                runner.kill(pid)
+                rc = runner.wait(pid)
+                if rc == -9 and alive:
+                    survived += 1
+                    dups = R.duplicate_count(bimp.state()["companies"][0], base_company)
+                    dup_seen += dups
+                    print(f"crash {survived:2d} (cycle {cycles}): SIGKILL {how} (Bimp writes so far "
+                          f"{R.bimp_writes(bimp) - w0} of {writes}), duplicates {dups}", flush=True)
+            rc = runner.run(argv, work / "final.log", env)
+            assert rc == 0, (work / "final.log").read_text()[-3000:]
             runs += 1
-            if survived % 2 == 0 and done < writes - 1:
-                how = f"after write {done + 1 + rng.randrange(max(1, min(8, writes - done - 1)))}"
-                target = w0 + int(how.rsplit(" ", 1)[1])
-                alive = R.wait_for_writes(bimp, target, runner, pid)
-            else:
-                delay = rng.uniform(1.0, max(2.0, clean_s * 0.9))
-                how = f"after {delay:.1f} s"
-                deadline = time.monotonic() + delay
-                while time.monotonic() < deadline and runner.alive(pid):
-                    time.sleep(0.05)
-                alive = runner.alive(pid)
-            runner.kill(pid)
-            rc = runner.wait(pid)
-            if rc == -9 and alive:
-                survived += 1
-                dups = R.duplicate_count(bimp.state()["companies"][0], base_company)
-                dup_seen += dups
-                print(f"crash {survived:2d}: SIGKILL {how} (Bimp writes so far {R.bimp_writes(bimp) - w0}), "
-                      f"duplicates {dups}", flush=True)
-            if R.bimp_writes(bimp) - w0 >= writes and rc == 0:
-                print("  (the run finished before the kill; counted only as a re-run)", flush=True)
-        rc = runner.run(argv, work / "final.log", env)
-        assert rc == 0, (work / "final.log").read_text()[-3000:]
-        company = bimp.state()["companies"][0]
-        differences = R.diff(clean, R.canonical(company))
-        dups = R.duplicate_count(company, base_company)
-        print(f"final: {'same Bimp state as the clean run' if not differences else 'DIFFERENT'}; "
-              f"duplicates {dups}", flush=True)
-        for line in differences:
-            print("   ", line)
-        return {"crashes_survived": survived, "cli_runs": runs + 2, "bimp_writes_clean": writes,
-                "duplicates": dups + dup_seen, "state_equal": not differences,
-                "pending_left": R.pending_ledger_rows(work / "crashed")}
+            company = bimp.state()["companies"][0]
+            differences = R.diff(clean, R.canonical(company))
+            dups = R.duplicate_count(company, base_company)
+            dup_seen += dups
+            all_equal = all_equal and not differences
+            pending += R.pending_ledger_rows(work / f"cycle-{cycles}")
+            print(f"cycle {cycles} final: {'same Bimp state as the clean run' if not differences else 'DIFFERENT'}; "
+                  f"duplicates {dups}", flush=True)
+            for line in differences:
+                print("   ", line)
+        return {"crashes_survived": survived, "cycles": cycles, "cli_runs": runs + 1, "bimp_writes_clean": writes,
+                "duplicates": dup_seen, "state_equal": all_equal, "pending_left": pending}
     finally:
         runner.close()
 
