@@ -55,11 +55,14 @@ class Ledger:
 
     def _connect(self) -> sqlite3.Connection:
         """One connection per Ledger (SQLite in WAL mode lets other processes read and write meanwhile);
-        every statement commits on its own (autocommit), durably (synchronous=FULL)."""
+        every statement commits on its own (autocommit).  synchronous=NORMAL: in WAL mode a committed row
+        survives the process being killed at any point (what the exactly-once rule is about); only a power
+        loss of the whole host could drop the last commits, and then Bimp is reconciled by external id or
+        document number as for a pending row."""
         if self._con is None:
             self._con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.execute("PRAGMA synchronous=FULL")
+            self._con.execute("PRAGMA synchronous=NORMAL")
         return self._con
 
     def close(self) -> None:
