@@ -57,8 +57,7 @@ class Ledger:
         """One connection per Ledger (SQLite in WAL mode lets other processes read and write meanwhile);
         every statement commits on its own (autocommit).  synchronous=NORMAL: in WAL mode a committed row
         survives the process being killed at any point (what the exactly-once rule is about); only a power
-        loss of the whole host could drop the last commits, and then Bimp is reconciled by external id or
-        document number as for a pending row."""
+        loss of the whole host could drop the last commits (use FULL there if that matters more than speed)."""
         if self._con is None:
             self._con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             self._con.execute("PRAGMA journal_mode=WAL")
