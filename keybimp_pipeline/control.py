@@ -92,6 +92,11 @@ def record_settings(name: str, snapshot: dict) -> list[dict]:
     with _lock(_path(name)):
         state = read(name)
         old = state.get("settings")
+        fp = "keycrm.api_key_fingerprint"
+        if old is not None and fp in old and fp not in snapshot:
+            # this process was started without the key's variable (the UI, a helper command): the key is
+            # unknown here, not removed — never log it as a change
+            snapshot = {**snapshot, fp: old[fp]}
         changes: list[dict] = []
         now = _now()
         if old is None:
