@@ -60,7 +60,7 @@ def run_ours(keycrm_url: str, directory: Path, *, requests_per_minute: int = 1_0
 
 def _filter_from(value: object) -> str:
     """dlt's cursor value (KeyCRM's ISO timestamp) → `filter[updated_between]` "from, to" in UTC."""
-    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+    moment = datetime.fromisoformat(str(value)).astimezone(UTC)
     return f"{moment:%Y-%m-%d %H:%M:%S}, 2100-01-01 00:00:00"
 
 
