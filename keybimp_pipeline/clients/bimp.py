@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+from pyrate_limiter import InMemoryBucket, Limiter, Rate
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 __all__ = [
@@ -138,7 +139,7 @@ class BimpClient:
         self.max_retries = max_retries
         self.max_wait_s = max_wait_s
         self.requests_per_minute = requests_per_minute
-        self._sent: list[float] = []
+        self._rate_limiter: Limiter | None = None
         self._lock = threading.RLock()
         self._access: str | None = None
         self._refresh: str | None = None
@@ -164,13 +165,15 @@ class BimpClient:
 
     # ------------------------------------------------------------------ raw transport
     def _throttle(self) -> None:
+        """Optional client-side pacing (pyrate-limiter), when the company's rate is known."""
         if not self.requests_per_minute:
             return
-        now = time.monotonic()
-        self._sent = [t for t in self._sent if now - t < 60]
-        if len(self._sent) >= self.requests_per_minute:
-            time.sleep(max(0.0, 60 - (now - self._sent[0])))
-        self._sent.append(time.monotonic())
+        if self._rate_limiter is None:
+            bucket = InMemoryBucket([Rate(self.requests_per_minute, 60_000)])
+            self._rate_limiter = Limiter(bucket, raise_when_fail=False, max_delay=240_000,
+                                         retry_until_max_delay=True)
+        while not self._rate_limiter.try_acquire("bimp"):
+            pass
 
     def _send(self, method: str, path: str, token: str | None, body: Any = None,
               params: dict | None = None) -> httpx.Response:
