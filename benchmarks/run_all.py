@@ -8,8 +8,9 @@
 4. Latency (`--latency`, ~10 min) — sensor at 30 s under `dagster dev`: status change → Bimp document.
 5. Rate limit (`--rate-limit`, ~5 min) — backfill of 10,000 orders at KeyCRM's 60 requests a minute.
 
-Sections not run this time keep their last figures (benchmarks/results.json, with their own date), so
-RESULTS.md always shows all five.
+Sections not run this time keep their last figures (benchmarks/results.json, a local cache; the optional
+sections also in the committed benchmarks/results-optional.json), each with its own date, so RESULTS.md
+always shows all five.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from benchmarks.common import ROOT, Emulators, fresh_dir, machine, run_child
 
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
+# Sections that `make bench` does not run by default (and the pre-fix transform figures): committed, so that a
+# fresh clone's RESULTS.md still shows their last figures; results.json itself is a local cache.
+OPTIONAL_JSON = ROOT / "benchmarks" / "results-optional.json"
+OPTIONAL_SECTIONS = ("latency", "rate_limit", "transform_before")
 EXTRACTION_SIZES = (10_000, 100_000)
 TRANSFORM_SIZES = (10_000, 100_000, 1_000_000)
 REQUESTS_ORDERS = 300
@@ -68,6 +73,19 @@ first), plus the warehouse's free stock, read whole (4 pages of 100) once per da
 A re-run with nothing changed writes nothing; KeyCRM reads one page per day partition; Bimp reads free stock again
 only on the days holding orders still waiting for stock (`reserve_insufficient`, retried by design) — 4 pages each
 time. *Fix:* read free stock only for the items of the orders to create (`stocks(nomenclature_uuids)`: one page).
+
+**Latency.** A run of one day partition under `dagster dev` takes 45-50 s, of which the steps themselves take a
+few seconds: the job uses Dagster's default multiprocess executor, so each of its ~11 steps (assets and the asset
+check) starts a Python process that imports Dagster and the pipeline (~4 s each). Runs of one integration are
+serialised (one at a time, by design), so changes arriving faster than one run per ~50 s queue up: p50 is sensor
+wait (≤ 30 s) + queue + ~50 s. The missing changes are orders the pipeline rightly does not create (not enough free
+stock to reserve: `reserve_insufficient`). *Fix:* `executor_def=dg.in_process_executor` for the order job (a run
+of one day then takes seconds), and one run per sensor tick for all the days it found changed instead of one
+run per day.
+
+**Backfill at 60 requests a minute.** The client paces exactly (no 429, never more than 60 in a window); the 21 %
+over the floor is the per-day partly filled pages described under Extraction, and the same ranged extract removes
+it.
 """
 
 
@@ -345,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transform-sizes", default=",".join(str(n) for n in TRANSFORM_SIZES))
     args = parser.parse_args(argv)
     started = time.monotonic()
-    previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    previous = json.loads(OPTIONAL_JSON.read_text()) if OPTIONAL_JSON.exists() else {}
+    if RESULTS_JSON.exists():
+        previous.update(json.loads(RESULTS_JSON.read_text()))
     results = dict(previous)
     results["machine"] = machine()
     stamp = results["machine"]["date"]
@@ -374,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     text = render(results)
     RESULTS_MD.write_text(text + "\n")
     RESULTS_JSON.write_text(json.dumps(results, indent=1, default=str))
+    optional = {k: results[k] for k in OPTIONAL_SECTIONS if k in results}
+    OPTIONAL_JSON.write_text(json.dumps(optional, indent=1, default=str) + "\n")
     say("\n" + text)
     say(f"\n(benchmarks took {time.monotonic() - started:.0f} s; written to {RESULTS_MD.relative_to(ROOT)})")
     return 0
