@@ -5,7 +5,7 @@
 1. Extraction — 10k and 100k orders, emulator → DuckDB, ours vs dlt's rest_api (rate limit lifted).
 2. Requests — KeyCRM requests per 1,000 orders; Bimp calls per created document; a re-run with nothing changed.
 3. Transform — staging + matching + derivation at 10k, 100k, 1M orders; scaling exponent.
-4. Latency (`--latency`, ~10 min) — sensor at 30 s under `dagster dev`: status change → Bimp document.
+4. Latency (`--latency`, ~17 min) — sensor at 30 s under `dagster dev`: status change → Bimp document.
 5. Rate limit (`--rate-limit`, ~5 min) — backfill of 10,000 orders at KeyCRM's 60 requests a minute.
 
 Sections not run this time keep their last figures (benchmarks/results.json, a local cache; the optional
@@ -193,7 +193,7 @@ def bench_rate_limit(orders: int = 10_000) -> dict:
 def bench_latency() -> dict:
     from benchmarks.latency import run
 
-    say("[latency] dagster dev + daemon, sensor at 30 s, 20 status changes (takes ~10 minutes) …")
+    say("[latency] dagster dev + daemon, sensor at 30 s, 20 status changes (takes ~15-20 minutes) …")
     return run()
 
 
