@@ -11,8 +11,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYCRM_PORT, BIMP_PORT = 8801, 8802
@@ -26,14 +27,18 @@ def _port_open(port: int) -> bool:
 
 
 def _wait_ready(proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Poll until all three emulator ports accept connections (tenacity does the waiting)."""
+
+    @retry(stop=stop_after_delay(timeout), wait=wait_fixed(0.3), retry=retry_if_result(lambda ok: not ok))
+    def ready() -> bool:
         if proc.poll() is not None:
             raise SystemExit(f"the emulators exited early (code {proc.returncode})")
-        if _port_open(KEYCRM_PORT) and _port_open(BIMP_PORT) and _port_open(KEYCRM2_PORT):
-            return
-        time.sleep(0.3)
-    raise SystemExit("the emulators did not start in time")
+        return _port_open(KEYCRM_PORT) and _port_open(BIMP_PORT) and _port_open(KEYCRM2_PORT)
+
+    try:
+        ready()
+    except RetryError:
+        raise SystemExit("the emulators did not start in time") from None
 
 
 def main() -> int:
