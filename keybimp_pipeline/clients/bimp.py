@@ -441,28 +441,27 @@ class BimpClient:
     def update_nomenclature(self, uuid: str, fields: dict) -> None:
         self.call("/org2/nomenclature/api-update", {"uuid": uuid, **fields})
 
+    def _list_for(self, path: str, body: dict, key: str, uuids: list[str] | None) -> list[dict]:
+        """``list_all`` filtered by ``key: uuids`` (None: unfiltered), PAGE_SIZE uuids a request."""
+        if uuids is None:
+            return self.list_all(path, body)
+        return [row for i in range(0, len(uuids), PAGE_SIZE)
+                for row in self.list_all(path, {**body, key: uuids[i:i + PAGE_SIZE]})]
+
     def stocks(self, nomenclature_uuids: list[str] | None = None,
                warehouse_uuids: list[str] | None = None) -> list[dict]:
-        body: dict[str, Any] = {}
-        if warehouse_uuids is not None:
-            body["warehouseUuid"] = warehouse_uuids
-        if nomenclature_uuids is not None:
-            body["nomenclatureUuid"] = nomenclature_uuids
-        return self.list_all("/org2/nomenclature/api-readStocks", body)
+        """Stock per item via nomenclature/api-readStocks (both filters arrays; the item key is singular):
+        nomenclatureUuid, leftover (on hand), reserve, stock (free: leftover − reserve, bimp-notes §7.3)."""
+        body = {} if warehouse_uuids is None else {"warehouseUuid": warehouse_uuids}
+        return self._list_for("/org2/nomenclature/api-readStocks", body, "nomenclatureUuid", nomenclature_uuids)
 
     def prices(self, nomenclature_uuids: list[str] | None = None, price_list_uuids: list[str] | None = None,
                at: str | None = None) -> list[dict]:
         """Prices per item via nomenclature/api-readPrices; ``at`` an ISO instant (None: latest)."""
-        out: list[dict] = []
         body: dict[str, Any] = {"periodable": at}
         if price_list_uuids is not None:
             body["priceListUuids"] = price_list_uuids
-        if nomenclature_uuids is None:
-            return self.list_all("/org2/nomenclature/api-readPrices", body)
-        for i in range(0, len(nomenclature_uuids), PAGE_SIZE):
-            chunk = nomenclature_uuids[i:i + PAGE_SIZE]
-            out.extend(self.list_all("/org2/nomenclature/api-readPrices", {**body, "nomenclatureUuids": chunk}))
-        return out
+        return self._list_for("/org2/nomenclature/api-readPrices", body, "nomenclatureUuids", nomenclature_uuids)
 
     def price_lists(self) -> list[dict]:
         return self.list_all("/org2/priceList/api-readList")

@@ -372,15 +372,15 @@ class OrderWriter:
         return self.result
 
     def _free_stock(self, items: list[str]) -> pd.DataFrame:
+        """Free stock of the involved items only, on the orders' warehouse: nomenclature/api-readStocks takes
+        the item and warehouse filters (inventory/api-readList would page through the whole warehouse)."""
         if not items or self.settings.main.reserve == "off":
             return pd.DataFrame({"nomenclature_uuid": pd.Series(dtype=str), "free": pd.Series(dtype=float)})
-        rows = self.bimp.stock(self.resolved.organization, self.resolved.warehouse)
-        frame = pd.DataFrame(rows)
-        if frame.empty:
-            return pd.DataFrame({"nomenclature_uuid": pd.Series(dtype=str), "free": pd.Series(dtype=float)})
-        frame = frame[frame["productId"].isin(items)]
-        return pd.DataFrame({"nomenclature_uuid": frame["productId"],
-                             "free": frame["available"].astype(float)})
+        rows = self.bimp.stocks(sorted(items), [self.resolved.warehouse])
+        frame = pd.DataFrame(rows, columns=["nomenclatureUuid", "stock"])
+        frame = frame[frame["nomenclatureUuid"].isin(items)]
+        return pd.DataFrame({"nomenclature_uuid": frame["nomenclatureUuid"].astype(str),
+                             "free": frame["stock"].astype(float)})
 
     def _write_order(self, order: pd.Series, lines: pd.DataFrame, counterparty: str, contract: str | None,
                      entry: pd.Series | None, reserve_of: dict) -> None:

@@ -4,6 +4,7 @@ see bimp_fixtures.py).  Auth, token expiry, retries, 429, pagination, typed erro
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from decimal import Decimal
@@ -147,6 +148,24 @@ def test_pagination_across_250_items(bimp_server: BimpServer) -> None:
         pages = list(c.iter_list("/org2/nomenclature/api-readList", {}))
         assert [len(p) for p in pages] == [100, 100, 50]
         assert c.nomenclature(article="PG-123")[0]["name"] == "Item PG-123"
+
+
+def test_stocks_filtered_by_item_are_read_in_chunks_of_a_page(bimp_server: BimpServer) -> None:
+    """readStocks takes a `nomenclatureUuid` array: 150 uuids go as 100 + 50, one short page each."""
+    with client(bimp_server) as c:
+        a = goods(c, "ST-1")
+        receive(c, a, 4)
+        unknown = [f"00000000-0000-4000-8000-{i:012d}" for i in range(149)]
+        mark = bimp_server.admin("GET", "/__admin/requests")["logged"]
+        rows = c.stocks([*unknown[:120], a, *unknown[120:]], [ID["wh"]])
+        assert [(r["nomenclatureUuid"], r["leftover"], r["reserve"], r["stock"]) for r in rows] == [(a, 4, 0, 4)]
+        calls = bimp_server.admin("GET", f"/__admin/requests?log=1&since={mark}")["log"]
+        assert [(x["path"], len(x["body"]["nomenclatureUuid"]), x["body"]["warehouseUuid"]) for x in calls] == [
+            ("/org2/nomenclature/api-readStocks", 100, [ID["wh"]]),
+            ("/org2/nomenclature/api-readStocks", 50, [ID["wh"]])]
+        assert c.stocks([], [ID["wh"]]) == [] and c.request_counts["/org2/nomenclature/api-readStocks"] == 2
+        logged = json.dumps(bimp_server.admin("GET", "/__admin/requests?log=1")["log"], ensure_ascii=False)
+        assert "/auth/" not in logged and DEMO_PASSWORD not in logged  # auth calls are never logged
 
 
 def test_documents_flow_and_decimal_numbers(bimp_server: BimpServer) -> None:

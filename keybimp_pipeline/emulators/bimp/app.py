@@ -35,6 +35,7 @@ from keybimp_pipeline.emulators.bimp.store import ApiError, Company, Store
 __all__ = ["BimpEmulator", "create_app"]
 
 REFRESH_TTL_S = 7 * 24 * 3600
+REQUEST_LOG_SIZE = 10_000  # the last company-scoped requests kept for GET /__admin/requests?log=1
 _AUTH_PATHS = {"/org2/auth/api-login", "/org2/auth/api-refresh", "/org2/auth/api-selectCompany",
                "/org2/company/api-readDetailedList"}
 
@@ -72,6 +73,13 @@ class BimpEmulator:
         self.windows: dict[str, deque] = defaultdict(deque)
         self.counts: dict[str, int] = defaultdict(int)
         self.per_minute: dict[str, int] = defaultdict(int)
+        # method, path and body (GET: query) of company-scoped calls; auth calls are never kept (passwords)
+        self.log: deque[dict] = deque(maxlen=REQUEST_LOG_SIZE)
+        self.logged = 0  # entries ever logged; an entry's "n" is its place in that count
+
+    def record(self, entry: dict) -> None:
+        self.logged += 1
+        self.log.append({"n": self.logged, **entry})
 
     @staticmethod
     def _normalise(state: dict) -> dict:
@@ -198,10 +206,12 @@ def create_app(state: dict | None = None, *, token_ttl_s: int = 3600) -> Starlet
             if limited is not None:
                 return limited
             if method == "GET":
+                emu.record({"method": method, "path": path, "query": dict(request.query_params)})
                 return _inventory(emu, co, request)
             handler = HANDLERS.get(path)
             if handler is None:
                 raise ApiError(404, "not_found", f"Unknown endpoint {path}")
+            emu.record({"method": method, "path": path, "raw": await request.body()})  # as sent: immutable
             body = await _body(request)
             data = handler(co, body, emu.now_naive())
             return json_response(200, {"success": True, "data": data})
@@ -217,6 +227,8 @@ def create_app(state: dict | None = None, *, token_ttl_s: int = 3600) -> Starlet
         emu.store = Store({"users": users, "companies": []})
         emu.counts.clear()
         emu.per_minute.clear()
+        emu.log.clear()
+        emu.logged = 0
         emu.windows.clear()
         return json_response(200, {"ok": True})
 
@@ -265,8 +277,14 @@ def create_app(state: dict | None = None, *, token_ttl_s: int = 3600) -> Starlet
         return json_response(200, emu.faults)
 
     async def admin_requests(request: Request) -> Response:
-        return json_response(200, {"total": sum(emu.counts.values()), "by_path": dict(emu.counts),
-                                   "per_minute": dict(emu.per_minute)})
+        """Counts per method and path; ``logged``: company-scoped calls so far.  ``?log=1`` adds the last
+        REQUEST_LOG_SIZE of them (n, method, path, body or query); ``&since=N`` only those after the N-th."""
+        out = {"total": sum(emu.counts.values()), "by_path": dict(emu.counts), "per_minute": dict(emu.per_minute),
+               "logged": emu.logged}
+        if request.query_params.get("log") in ("1", "true"):
+            since = int(request.query_params.get("since") or 0)
+            out["log"] = [_logged(rec) for rec in emu.log if rec["n"] > since]
+        return json_response(200, out)
 
     async def admin_expire(request: Request) -> Response:
         """Force every issued access token to expire now; ``{"refresh": true}`` expires refresh tokens too."""
@@ -370,6 +388,18 @@ def _auth(emu: BimpEmulator, request: Request, path: str, body: dict) -> Any:
     if co is None or co.uuid not in allowed:
         raise ApiError(403, "company_forbidden", "No such company for this user")
     return {"companyAccessToken": emu.issue("company", rec["email"], co.uuid)}
+
+
+def _logged(rec: dict) -> dict:
+    """A request-log entry as JSON: the POST body parsed (or as text when it was not JSON)."""
+    if "raw" not in rec:
+        return rec
+    out = {k: v for k, v in rec.items() if k != "raw"}
+    try:
+        out["body"] = json.loads(rec["raw"] or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        out["body"] = rec["raw"].decode("utf-8", "replace")
+    return out
 
 
 def _unprocessable(message: str, details: str) -> Response:
