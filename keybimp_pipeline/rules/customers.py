@@ -41,6 +41,7 @@ depend on the round count.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from keybimp_pipeline.rules.issues import IssueCode
@@ -174,7 +175,7 @@ def _shown(slots: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
 
 
 def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external_ids: pd.DataFrame,
-                    settings: CustomerSettings) -> pd.DataFrame:
+                    settings: CustomerSettings, run: pd.Series | None = None) -> pd.DataFrame:
     """One decision per order: ``default`` | ``matched`` | ``create`` | ``rejected`` (see module doc).
 
     ``buyers``: order_id, buyer_id (Int64), full_name, phone (E.164), email, placed_at (UTC).
@@ -182,6 +183,9 @@ def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external
     ``external_ids``: counterparty_uuid, external_id (the KeyCRM buyer id the pipeline stored).
     With ``fill_for_all`` the ``counterparty_uuid`` is ``settings.default_customer`` as given: callers
     pass settings whose references are already resolved to uuids.
+    ``run`` (optional, one value per buyer row, e.g. the day partition): orders of different runs are
+    decided independently, as if each run were matched on its own — a counterparty one run would create
+    is not a candidate for another run's orders.  Without it all buyers form one run.
     Returns OUTPUT_COLUMNS in the buyers' row order.
     """
     if buyers.empty:
@@ -223,6 +227,13 @@ def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external
         open_slots = bs[bs["n"].eq(0)][["pos", "prio", "criterion", "space", "key"]]
         cand = _record_keys(b[b["pos"].isin(potential)], spaces, "pos")
         cand["key"] = cand["key"].astype(str)
+        # the run of each position: creators are followed only within their own run
+        run_codes = (pd.factorize(pd.Series(run).to_numpy())[0] if run is not None
+                     else np.zeros(n_orders, dtype="int64"))
+        run_of_pos = np.empty(n_orders, dtype="int64")
+        run_of_pos[b["pos"].to_numpy()] = run_codes
+        open_slots = open_slots.assign(run=run_of_pos[open_slots["pos"].to_numpy().astype("int64")])
+        cand["run"] = run_of_pos[cand["pos"].to_numpy().astype("int64")]
         for _ in range(n_orders + 1):
             follow = _followers(open_slots, cand[cand["pos"].isin(creators)])
             new_creators = potential.difference(follow.index)
@@ -280,8 +291,8 @@ def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external
 
 def _followers(open_slots: pd.DataFrame, creator_keys: pd.DataFrame) -> pd.DataFrame:
     """For each order: its highest-priority open slot that meets an EARLIER creator's value."""
-    first = creator_keys.groupby(["space", "key"], sort=False)["pos"].min().rename("cpos").reset_index()
-    hits = open_slots.merge(first, on=["space", "key"], how="inner")
+    first = creator_keys.groupby(["space", "key", "run"], sort=False)["pos"].min().rename("cpos").reset_index()
+    hits = open_slots.merge(first, on=["space", "key", "run"], how="inner")
     hits = hits[hits["cpos"] < hits["pos"]]
     hits = hits.sort_values(["pos", "prio"]).drop_duplicates("pos")
     return hits.set_index("pos")[["prio", "cpos", "criterion"]]

@@ -9,7 +9,7 @@ the sensor's runs of the same integration waits its turn instead of failing with
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -136,6 +136,18 @@ class Store:
         """Delete the partition's rows of `table` and insert `frame` (columns named as the table's)."""
         with self.connect() as con, transaction(con):
             con.execute(f"DELETE FROM {table} WHERE integration = ? AND day = ?", [self.integration, day])
+            if len(frame):
+                con.register("frame_in", frame)
+                cols = ", ".join(frame.columns)
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame_in")
+                con.unregister("frame_in")
+
+    def replace_days(self, table: str, days: Sequence[object], frame: pd.DataFrame) -> None:
+        """Delete the rows of every day in `days` from `table` and insert `frame` (one transaction): the
+        ranged form of `replace_partition`, for steps that handle a backfill's days in one go."""
+        with self.connect() as con, transaction(con):
+            con.execute(f"DELETE FROM {table} WHERE integration = ? AND day IN (SELECT UNNEST(?::DATE[]))",
+                        [self.integration, list(days)])
             if len(frame):
                 con.register("frame_in", frame)
                 cols = ", ".join(frame.columns)

@@ -7,6 +7,7 @@ counterparty created by yesterday's partition is found by today's even when the 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date
 
 import pandas as pd
@@ -64,30 +65,42 @@ def bimp_items(store: Store, ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFrame
 
 def match_day(store: Store, day: date, settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Matched customers and products of the day's staged orders, stored and returned."""
+    return match_days(store, [day], settings)
+
+
+def match_days(store: Store, days: Sequence[date], settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`match_day` of every day in `days` at once, stored and returned (a backfill's range).
+
+    The Bimp side (snapshot + ledger) is loaded once.  Each day stays its own matching *run* (R-CUST-9:
+    a counterparty created for an earlier order of the run is a candidate for later ones): the per-day
+    writer re-matches each day before it writes, and sees the previous days' creations in the ledger, so
+    the range gives exactly the tables that matching the days one by one gives."""
+    days = sorted(set(days))
     with store.connect():  # one connection for the whole step: it makes no API call
-        return _match_day(store, day, settings)
+        return _match_days(store, days, settings)
 
 
-def _match_day(store: Store, day: date, settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _match_days(store: Store, days: list[date], settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     ledger = Ledger(store)
-    buyers = store.query("SELECT * FROM stg_buyers WHERE integration=? AND day=? ORDER BY order_id",
-                         [store.integration, day])
-    lines = store.query("SELECT * FROM stg_order_lines WHERE integration=? AND day=? ORDER BY order_id, line_no",
-                        [store.integration, day])
+    params = [store.integration, days]
+    buyers = store.query("SELECT * FROM stg_buyers WHERE integration=? AND day IN (SELECT UNNEST(?::DATE[])) "
+                         "ORDER BY day, order_id", params)
+    lines = store.query("SELECT * FROM stg_order_lines WHERE integration=? AND day IN (SELECT UNNEST(?::DATE[])) "
+                        "ORDER BY order_id, line_no", params)
     buyers["buyer_id"] = buyers["buyer_id"].astype("Int64")
     buyers["placed_at"] = pd.to_datetime(buyers["placed_at"], utc=True)
     lines["offer_id"] = lines["offer_id"].astype("Int64")
     counterparties, external_ids = bimp_counterparties(store, ledger)
-    customers = match_customers(buyers, counterparties, external_ids, settings.customers)
+    customers = match_customers(buyers, counterparties, external_ids, settings.customers, run=buyers["day"])
     items, created_items = bimp_items(store, ledger)
     products = match_products(lines[["order_id", "line_no", "offer_id", "sku", "name"]], items, created_items,
                               settings.products)
-    customers = customers.assign(integration=store.integration, day=day)
-    products = products.assign(integration=store.integration, day=day)
-    store.replace_partition("matched_customers", day, customers[[
+    customers = customers.assign(integration=store.integration, day=buyers["day"].to_numpy())
+    products = products.assign(integration=store.integration, day=lines["day"].to_numpy())
+    store.replace_days("matched_customers", days, customers[[
         "integration", "day", "order_id", "buyer_id", "outcome", "counterparty_uuid", "matched_by", "create_key",
         "code", "detail"]])
-    store.replace_partition("matched_products", day, products[[
+    store.replace_days("matched_products", days, products[[
         "integration", "day", "order_id", "line_no", "outcome", "nomenclature_uuid", "create_key", "code",
         "detail"]])
     return customers, products

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -74,24 +75,36 @@ def _issues(frame: pd.DataFrame, entity: str = "customer_order") -> pd.DataFrame
 
 
 def derive_customer_orders(store: Store, day: date, integration, resolved: Resolved) -> Derived:
+    """One day partition's customer orders (what the per-day writer writes)."""
+    return derive_customer_orders_days(store, [day], integration, resolved)
+
+
+def derive_customer_orders_days(store: Store, days: Sequence[date], integration, resolved: Resolved) -> Derived:
+    """The customer orders of every day in `days` at once (a backfill's range).
+
+    Every order is derived on its own (issues, lines, totals, delivery line), so the result holds exactly
+    the rows of deriving the days one by one.  Reserves are not derived here: the writer computes them
+    against live free stock when it creates the orders (R-MAIN-3)."""
+    days = sorted(set(days))
     with store.connect():  # one connection for the whole step: it makes no API call
-        return _derive(store, day, integration, resolved)
+        return _derive(store, days, integration, resolved)
 
 
-def _derive(store: Store, day: date, integration, resolved: Resolved) -> Derived:
-    params = [store.integration, day]
-    orders = store.query("SELECT * FROM stg_orders WHERE integration=? AND day=? ORDER BY created_at, order_id",
-                         params)
-    lines = store.query("SELECT * FROM stg_order_lines WHERE integration=? AND day=? ORDER BY order_id, line_no",
-                        params)
-    customers = store.query("SELECT * FROM matched_customers WHERE integration=? AND day=?", params)
-    products = store.query("SELECT * FROM matched_products WHERE integration=? AND day=?", params)
+_IN_DAYS = "integration=? AND day IN (SELECT UNNEST(?::DATE[]))"
+
+
+def _derive(store: Store, days: list[date], integration, resolved: Resolved) -> Derived:
+    params = [store.integration, days]
+    orders = store.query(f"SELECT * FROM stg_orders WHERE {_IN_DAYS} ORDER BY created_at, order_id", params)
+    lines = store.query(f"SELECT * FROM stg_order_lines WHERE {_IN_DAYS} ORDER BY order_id, line_no", params)
+    customers = store.query(f"SELECT * FROM matched_customers WHERE {_IN_DAYS}", params)
+    products = store.query(f"SELECT * FROM matched_products WHERE {_IN_DAYS}", params)
     issues: list[pd.DataFrame] = []
 
     # R-ORCH-4/5: a quarantined order is not written either; it gets its sync issue with the reason
     quarantined = store.query(
         "SELECT order_id, string_agg(entity || ': ' || reason, '; ' ORDER BY entity) AS detail FROM quarantine "
-        "WHERE integration=? AND day=? AND order_id IS NOT NULL GROUP BY order_id ORDER BY order_id", params)
+        f"WHERE {_IN_DAYS} AND order_id IS NOT NULL GROUP BY order_id ORDER BY order_id", params)
     issues.append(_issues(quarantined.assign(code=IssueCode.ORDER_INVALID.value)))
 
     # R-STAT-2: unmapped status → not created (retried when mapped)

@@ -7,6 +7,7 @@ phones, e-mails and names are normalised vectorially; pandera decides what is qu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
@@ -61,7 +62,7 @@ SELECT r.integration, r.day, r.order_id,
   COALESCE({_kop(_o("shipping_price"))}, 0) AS shipping_price_kop,
   {_o("payment_status")} AS payment_status
 FROM (SELECT integration, day, order_id, {_extract("payload", ORDER_FIELDS)} AS j
-      FROM raw_orders WHERE integration = $1 AND day = $2) r
+      FROM raw_orders WHERE integration = $1 AND day IN (SELECT UNNEST($2::DATE[]))) r
 LEFT JOIN (SELECT id, extra->>'currency_code' AS alias FROM reference
            WHERE integration = $1 AND system = 'keycrm' AND kind = 'source') src
   ON src.id = {_o("source_id", "r.j")}
@@ -87,7 +88,7 @@ SELECT integration, day, order_id, line_no,
 FROM (SELECT r.integration, r.day, r.order_id, CAST(t.ord - 1 AS BIGINT) AS line_no,
              {_extract("t.l", LINE_FIELDS)} AS j
       FROM (SELECT integration, day, order_id, payload->'products' AS a
-            FROM raw_orders WHERE integration = $1 AND day = $2) r,
+            FROM raw_orders WHERE integration = $1 AND day IN (SELECT UNNEST($2::DATE[]))) r,
         unnest(CAST(CASE WHEN json_type(r.a) = 'ARRAY' THEN r.a ELSE '[]' END AS JSON[])) WITH ORDINALITY AS t(l, ord))
 ORDER BY order_id, line_no
 """
@@ -103,23 +104,23 @@ SELECT integration, day, order_id,
   {_b("buyer.email")} AS email,
   {_ts(f"COALESCE({_b('ordered_at')}, {_b('created_at')})")} AS placed_at
 FROM (SELECT integration, day, order_id, {_extract("payload", BUYER_FIELDS)} AS j
-      FROM raw_orders WHERE integration = $1 AND day = $2)
+      FROM raw_orders WHERE integration = $1 AND day IN (SELECT UNNEST($2::DATE[])))
 ORDER BY order_id
 """
 
 # Orders whose shape is broken before any column can be typed: fields the client could not read (it sets
 # `_invalid`), lines or payments that are not lists.  Quarantined with the reason, never a failed partition.
 SHAPE_SQL = """
-SELECT order_id, reason FROM (
-  SELECT order_id,
+SELECT day, order_id, reason FROM (
+  SELECT day, order_id,
     concat_ws('; ',
       CASE WHEN t[4] IS NOT NULL THEN 'unreadable fields: ' || CAST(payload->'_invalid' AS VARCHAR) END,
       CASE WHEN t[1] NOT IN ('ARRAY', 'NULL') THEN 'products is not a list' END,
       CASE WHEN t[2] NOT IN ('ARRAY', 'NULL') THEN 'payments is not a list' END,
       CASE WHEN t[3] NOT IN ('OBJECT', 'NULL') THEN 'buyer is not an object' END
     ) AS reason
-  FROM (SELECT order_id, payload, json_type(payload, ['$.products', '$.payments', '$.buyer', '$._invalid']) AS t
-        FROM raw_orders WHERE integration = $1 AND day = $2))
+  FROM (SELECT day, order_id, payload, json_type(payload, ['$.products', '$.payments', '$.buyer', '$._invalid']) AS t
+        FROM raw_orders WHERE integration = $1 AND day IN (SELECT UNNEST($2::DATE[]))))
 WHERE reason <> ''
 ORDER BY order_id
 """
@@ -138,7 +139,7 @@ SELECT integration, day, order_id,
   {_ts(f"COALESCE({_p('updated_at')}, {_p('created_at')})")} AS status_changed_at
 FROM (SELECT r.integration, r.day, r.order_id, {_extract("t.pm", PAYMENT_FIELDS)} AS j
       FROM (SELECT integration, day, order_id, payload->'payments' AS a
-            FROM raw_orders WHERE integration = $1 AND day = $2) r,
+            FROM raw_orders WHERE integration = $1 AND day IN (SELECT UNNEST($2::DATE[]))) r,
         unnest(CAST(CASE WHEN json_type(r.a) = 'ARRAY' THEN r.a ELSE '[]' END AS JSON[])) AS t(pm))
 WHERE COALESCE(TRY_CAST({_p("is_expense")} AS BOOLEAN), false) = false
 ORDER BY order_id, payment_id
@@ -161,13 +162,23 @@ def _utc(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
 
 
 def stage_day(store: Store, day: date, *, strict_names: bool = False) -> StageResult:
+    """One day partition: `stage_days` of that day alone."""
+    return stage_days(store, [day], strict_names=strict_names)
+
+
+def stage_days(store: Store, days: Sequence[date], *, strict_names: bool = False) -> StageResult:
+    """Stage every day of `days` at once (a backfill's range), replacing exactly those days' staged rows.
+
+    Every order is staged on its own (nothing depends on other orders), so the result equals staging the
+    days one by one."""
+    days = sorted(set(days))
     with store.connect():  # one connection for the whole step: it makes no API call
-        return _stage_day(store, day, strict_names)
+        return _stage_days(store, days, strict_names)
 
 
-def _stage_day(store: Store, day: date, strict_names: bool) -> StageResult:
+def _stage_days(store: Store, days: list[date], strict_names: bool) -> StageResult:
     with store.connect() as con:
-        params = [store.integration, day]
+        params = [store.integration, days]
         orders = con.execute(ORDERS_SQL, params).df()
         lines = con.execute(LINES_SQL, params).df()
         buyers = con.execute(BUYERS_SQL, params).df()
@@ -199,17 +210,19 @@ def _stage_day(store: Store, day: date, strict_names: bool) -> StageResult:
                                   (STAGED_PAYMENTS, payments, "payment")):
         reasons = failing_rows(schema, frame)
         if len(reasons):
-            bad.append(pd.DataFrame({"order_id": frame.loc[reasons.index, "order_id"].to_numpy(),
+            bad.append(pd.DataFrame({"day": frame.loc[reasons.index, "day"].to_numpy(),
+                                     "order_id": frame.loc[reasons.index, "order_id"].to_numpy(),
                                      "entity": entity, "reason": reasons["reason"].to_numpy()}))
     if len(shapes):
-        bad.append(pd.DataFrame({"order_id": shapes["order_id"].to_numpy(), "entity": "order",
-                                 "reason": shapes["reason"].to_numpy()}))
+        bad.append(pd.DataFrame({"day": shapes["day"].to_numpy(), "order_id": shapes["order_id"].to_numpy(),
+                                 "entity": "order", "reason": shapes["reason"].to_numpy()}))
     payments_missing_id = payments["payment_id"].isna()
     if payments_missing_id.any():
-        bad.append(pd.DataFrame({"order_id": payments.loc[payments_missing_id, "order_id"].to_numpy(),
+        bad.append(pd.DataFrame({"day": payments.loc[payments_missing_id, "day"].to_numpy(),
+                                 "order_id": payments.loc[payments_missing_id, "order_id"].to_numpy(),
                                  "entity": "payment", "reason": "payment without id"}))
     quarantine = (pd.concat(bad, ignore_index=True) if bad
-                  else pd.DataFrame(columns=["order_id", "entity", "reason"]))
+                  else pd.DataFrame(columns=["day", "order_id", "entity", "reason"]))
     quarantine = quarantine.drop_duplicates(["order_id", "entity"])
     bad_ids = set(quarantine["order_id"].dropna().astype("int64"))
 
@@ -218,12 +231,12 @@ def _stage_day(store: Store, day: date, strict_names: bool) -> StageResult:
 
     orders, lines, buyers, payments = keep(orders), keep(lines), keep(buyers), keep(payments)
     payments = payments.assign(payment_id=payments["payment_id"].astype("int64"))
-    quarantine = quarantine.assign(integration=store.integration, day=day, seen_at=datetime.now(UTC))
-    store.replace_partition("stg_orders", day, orders)
-    store.replace_partition("stg_order_lines", day, lines)
-    store.replace_partition("stg_buyers", day, buyers)
-    store.replace_partition("stg_payments", day, payments)
-    store.replace_partition("quarantine", day, quarantine[["integration", "day", "entity", "order_id", "reason",
-                                                           "seen_at"]])
+    quarantine = quarantine.assign(integration=store.integration, seen_at=datetime.now(UTC))
+    store.replace_days("stg_orders", days, orders)
+    store.replace_days("stg_order_lines", days, lines)
+    store.replace_days("stg_buyers", days, buyers)
+    store.replace_days("stg_payments", days, payments)
+    store.replace_days("quarantine", days, quarantine[["integration", "day", "entity", "order_id", "reason",
+                                                      "seen_at"]])
     return StageResult(orders=len(orders), lines=len(lines), payments=len(payments),
                        quarantined=len(bad_ids), quarantine_sample=quarantine.head(10))
