@@ -1,4 +1,4 @@
-"""Extract: KeyCRM orders of one shop-local day into `raw_orders`, incrementally.
+"""Extract: KeyCRM orders of shop-local days into `raw_orders`, incrementally; a range of days in one listing.
 
 The first fetch of a day (or a full refresh) reads every order created that day.  Later fetches read
 only the orders of that day updated since the day's high-water mark, starting an overlap window
@@ -7,6 +7,25 @@ shift between two requests (an order updated while we page) therefore never lose
 moved order is updated after the fetch started, and the high-water mark never passes that moment, so
 the next fetch sees it at the latest (however long the paging took).
 
+A range of days (a backfill, `keybimp sync --from --to`, a sensor run of several changed days) is read
+with as few listings as the cursors allow, not one listing per day (a day of ~110 orders ends on a
+partly filled page, so per-day listings cost ~20 % over the floor of one request per 50 orders):
+
+* the days never fetched (or all of them on a full refresh): one `created_between` listing per run of
+  consecutive days, from the first day's start to the last day's end;
+* the days already fetched: one listing over their span, `created_between` the span and
+  `updated_between` from the lowest of their cursors − overlap.  Each day's own cursor is at or after
+  that lowest one, so every day's window is covered.
+
+Orders are split into their shop-local day here (`local_day`); an order of a day outside the requested
+ones (a gap in the span) is left to that day's own run.  The cursors stay per day and follow the same
+rules as a one-day fetch: a day's high-water mark is the newest `updated_at` of its orders seen, never
+past the moment the read started and never behind its previous cursor.  Pages are sorted by id, and
+neither listing ever loses a member while it is read (`ordered_at` does not change, an update only
+moves `updated_at` forward, new orders get higher ids): a change during the paging can only push an
+order already read onto the next page (read twice, de-duplicated), never pull an unread one back onto
+a page already read — the same as for one day, only the pages are fuller.
+
 KeyCRM's `created_between` filter matches `ordered_at`, so the partition day is the shop-local day of
 `ordered_at` (falling back to `created_at` when a source leaves it empty).
 """
@@ -14,7 +33,9 @@ KeyCRM's `created_between` filter matches `ordered_at`, so the partition day is 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
@@ -51,64 +72,124 @@ class ExtractResult:
     stored: int
     high_water: datetime | None
     incremental: bool
+    listings: int = 1
+    by_day: dict[date, int] = field(default_factory=dict)  # orders stored per day
+
+
+def consecutive_runs(days: Iterable[date]) -> list[list[date]]:
+    """Sorted distinct days cut into runs of consecutive days."""
+    runs: list[list[date]] = []
+    for day in sorted(set(days)):
+        if runs and day - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
+def _created(first: date, last: date, tz: str) -> tuple[datetime, datetime]:
+    return day_bounds(first, tz)[0], day_bounds(last, tz)[1] - timedelta(seconds=1)
 
 
 def extract_day(store: Store, client: OrderSource, day: date, tz: str, *, full_refresh: bool = False,
                 now: datetime | None = None) -> ExtractResult:
-    start, end = day_bounds(day, tz)
-    created = (start, end - timedelta(seconds=1))
-    with store.connect() as con:
-        row = con.execute("SELECT high_water FROM fetch_cursors WHERE integration=? AND day=?",
-                          [store.integration, day]).fetchone()
-    cursor = row[0] if row and not full_refresh else None
-    started = now or datetime.now(UTC)
-    if cursor is not None:
-        far = started + timedelta(days=1)
-        pages = client.iter_orders(created_between=created, updated_between=(cursor - OVERLAP, far))
-    else:
-        pages = client.iter_orders(created_between=created)
+    """One day: the listing and the cursor rules of `extract_days` for a range of one."""
+    return extract_days(store, client, [day], tz, full_refresh=full_refresh, now=now)
 
+
+def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: str, *, full_refresh: bool = False,
+                 now: datetime | None = None) -> ExtractResult:
+    wanted = sorted(set(days))
+    if not wanted:
+        return ExtractResult(fetched=0, stored=0, high_water=None, incremental=False, listings=0)
+    cursors: dict[date, datetime] = {}
+    if not full_refresh:
+        with store.connect() as con:
+            rows = con.execute("SELECT day, high_water FROM fetch_cursors WHERE integration=? "
+                               "AND day BETWEEN ? AND ? AND high_water IS NOT NULL",
+                               [store.integration, wanted[0], wanted[-1]]).fetchall()
+        cursors = {d: hw for d, hw in rows if d in set(wanted)}
+    started = now or datetime.now(UTC)
+    far = started + timedelta(days=1)
+
+    listings: list[Iterator[list[dict]]] = [
+        client.iter_orders(created_between=_created(run[0], run[-1], tz))
+        for run in consecutive_runs(d for d in wanted if d not in cursors)]
+    if cursors:
+        again = sorted(cursors)
+        listings.append(client.iter_orders(created_between=_created(again[0], again[-1], tz),
+                                           updated_between=(min(cursors.values()) - OVERLAP, far)))
+
+    wanted_set = set(wanted)
     newest: dict[int, dict] = {}
+    day_of: dict[int, date] = {}
     fetched = 0
-    for page in pages:
-        for order in page:
-            fetched += 1
-            moment = order_moment(order)
-            if moment is None or local_day(moment, tz) != day:
-                continue  # defensive: the vendor's filter and our day disagree; the other day owns it
-            seen = newest.get(order["id"])
-            if seen is None or (order.get("updated_at") or start) >= (seen.get("updated_at") or start):
-                newest[order["id"]] = order
+    for pages in listings:  # lazily: each listing is requested only when its turn comes
+        for page in pages:
+            for order in page:
+                fetched += 1
+                moment = order_moment(order)
+                day = local_day(moment, tz) if moment is not None else None
+                if day not in wanted_set:
+                    continue  # another day owns it (a gap in the span, or the vendor's filter disagrees)
+                seen = newest.get(order["id"])
+                floor = datetime.min.replace(tzinfo=UTC)
+                if seen is None or (order.get("updated_at") or floor) >= (seen.get("updated_at") or floor):
+                    newest[order["id"]] = order
+                    day_of[order["id"]] = day
     fetched_at = now or datetime.now(UTC)
-    high_water = max((o["updated_at"] for o in newest.values() if o.get("updated_at")), default=None)
-    if high_water is not None and high_water > started:
-        # an order changed while we paged: pages already read may hold older versions of other orders
-        # changed meanwhile, so the next read must start from when this one started, not from the newest
-        # change seen (which may be minutes later on a long paging of a big day)
-        high_water = started
-    if cursor is not None and (high_water is None or cursor > high_water):
-        high_water = cursor
+
+    marks: dict[date, datetime | None] = {}
+    for order_id, order in newest.items():
+        updated = order.get("updated_at")
+        day = day_of[order_id]
+        if updated is not None and (marks.get(day) is None or updated > marks[day]):
+            marks[day] = updated
+    for day in wanted:
+        mark = marks.get(day)
+        if mark is not None and mark > started:
+            # an order changed while we paged: pages already read may hold older versions of other orders
+            # changed meanwhile, so the next read must start from when this one started, not from the newest
+            # change seen (which may be minutes later on a long paging of a big range)
+            mark = started
+        cursor = cursors.get(day)
+        if cursor is not None and (mark is None or cursor > mark):
+            mark = cursor
+        marks[day] = mark
+
+    ids = list(newest)
     frame = pd.DataFrame({
         "integration": store.integration,
-        "order_id": pd.Series(list(newest.keys()), dtype="int64"),
-        "day": day,
-        "updated_at": pd.Series([o.get("updated_at") for o in newest.values()], dtype="datetime64[ns, UTC]"),
+        "order_id": pd.Series(ids, dtype="int64"),
+        "day": pd.Series([day_of[i] for i in ids], dtype="object"),
+        "updated_at": pd.Series([newest[i].get("updated_at") for i in ids], dtype="datetime64[ns, UTC]"),
         "fetched_at": fetched_at,
-        "payload": [json.dumps(o, default=_json_default, ensure_ascii=False) for o in newest.values()],
+        "payload": [json.dumps(newest[i], default=_json_default, ensure_ascii=False) for i in ids],
     })
+    cursor_rows = pd.DataFrame({
+        "integration": store.integration, "day": pd.Series(wanted, dtype="object"),
+        "high_water": pd.Series([marks[d] for d in wanted], dtype="datetime64[ns, UTC]"),
+        "fetched_at": fetched_at})
     with store.connect() as con, transaction(con):
         if full_refresh:
-            con.execute("DELETE FROM raw_orders WHERE integration=? AND day=?", [store.integration, day])
+            con.execute("DELETE FROM raw_orders WHERE integration=? AND day IN (SELECT UNNEST(?))",
+                        [store.integration, wanted])
         if len(frame):
             con.register("incoming", frame)
             # keep the stored copy when it is newer than what this (overlapping) read returned
             con.execute("""
                 INSERT OR REPLACE INTO raw_orders
-                SELECT i.integration, i.order_id, i.day, i.updated_at, i.fetched_at, i.payload::JSON
+                SELECT i.integration, i.order_id, i.day::DATE, i.updated_at, i.fetched_at, i.payload::JSON
                 FROM incoming i LEFT JOIN raw_orders r
                   ON r.integration = i.integration AND r.order_id = i.order_id
                 WHERE r.order_id IS NULL OR r.updated_at IS NULL OR i.updated_at >= r.updated_at""")
             con.unregister("incoming")
-        con.execute("INSERT OR REPLACE INTO fetch_cursors VALUES (?, ?, ?, ?)",
-                    [store.integration, day, high_water, fetched_at])
-    return ExtractResult(fetched=fetched, stored=len(frame), high_water=high_water, incremental=cursor is not None)
+        con.register("cursors", cursor_rows)
+        con.execute("INSERT OR REPLACE INTO fetch_cursors SELECT integration, day::DATE, high_water, fetched_at "
+                    "FROM cursors")
+        con.unregister("cursors")
+    stored_per_day = Counter(day_of.values())
+    by_day = {d: stored_per_day.get(d, 0) for d in wanted}
+    high_water = max((m for m in marks.values() if m is not None), default=None)
+    return ExtractResult(fetched=fetched, stored=len(frame), high_water=high_water, incremental=bool(cursors),
+                         listings=len(listings), by_day=by_day)

@@ -143,3 +143,169 @@ def test_R_ORCH_4_negative_quantity_or_missing_created_time_is_quarantined_and_t
     assert sorted(shop.orders()) == [1, 3]  # the rest of the day went on
     assert shop.issues() == {2: {"order_invalid"}, 4: {"order_invalid"}}  # R-ORCH-5: each has its issue
     assert "quantity" in shop.issue_detail(2, "order_invalid")
+
+
+# ---- a range of days in one listing (backfills, `keybimp sync --from --to`, sensor runs) -------------
+
+RANGE = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
+
+
+@pytest.fixture
+def range_shop(emulators, tmp_path, monkeypatch) -> Shop:
+    """30 orders on each of three days (90: two pages as one listing, three as a listing per day), plus
+    two orders either side of a shop-local midnight (Kyiv is UTC+2 in November)."""
+    shop = Shop(emulators, tmp_path, monkeypatch)
+    w = shop.world
+    w.offer(1, "CH-1", "Стілець синій", 500)
+    w.item("Стілець синій", "CH-1", stock=1000)
+    w.buyer(1, "Анна Коваль", phone="0671234567")
+    n = 0
+    for day in RANGE:
+        for i in range(30):
+            n += 1
+            w.order(n, 1, [(1, 1, 500)], placed=at(8, i, day=day.isoformat()), updated_at=at(9, day=day.isoformat()))
+    w.order(91, 1, [(1, 1, 500)], placed=at(21, 30, day="2026-11-01"))  # 23:30 in Kyiv: Nov 1
+    w.order(92, 1, [(1, 1, 500)], placed=at(22, 30, day="2026-11-01"))  # 00:30 in Kyiv: Nov 2
+    shop.load()
+    return shop
+
+
+def _extract_range(shop: Shop, days=RANGE, client=None, **kw):
+    from keybimp_pipeline.sync.extract import extract_days
+
+    with shop.h.keycrm() as k:
+        result = extract_days(shop.h.store, client(k) if client else k, days, "Europe/Kyiv", **kw)
+        return result, k.request_count
+
+
+def _stored_days(shop: Shop) -> dict[int, str]:
+    frame = shop.h.store.query("SELECT order_id, day FROM raw_orders")
+    return {int(i): str(d)[:10] for i, d in zip(frame["order_id"], frame["day"], strict=True)}
+
+
+def _cursors(shop: Shop) -> dict[str, str | None]:
+    frame = shop.h.store.query("SELECT day, high_water FROM fetch_cursors ORDER BY day")
+    return {str(d)[:10]: (None if hw is None or str(hw) == "NaT" else hw.isoformat())
+            for d, hw in zip(frame["day"], frame["high_water"], strict=True)}
+
+
+def test_R_ORCH_2_a_range_is_one_listing_split_into_shop_local_days(range_shop: Shop):
+    result, requests = _extract_range(range_shop)
+
+    assert requests == 2  # 92 orders at 50 a page, one listing; a listing per day would take 3
+    assert (result.stored, result.listings, result.incremental) == (92, 1, False)
+    days = _stored_days(range_shop)
+    assert days[91] == "2026-11-01" and days[92] == "2026-11-02"  # split by the shop's day, not UTC's
+    assert result.by_day == {RANGE[0]: 31, RANGE[1]: 31, RANGE[2]: 30}
+    assert all(days[i] == RANGE[(i - 1) // 30].isoformat() for i in range(1, 91))
+    assert set(_cursors(range_shop)) == {d.isoformat() for d in RANGE}  # a cursor per day, as one-day reads keep
+
+
+def test_R_ORCH_2_a_range_reads_the_same_orders_and_cursors_as_day_by_day(range_shop: Shop, tmp_path):
+    _extract_range(range_shop)
+    by_range, cursors = _stored_days(range_shop), _cursors(range_shop)
+    with range_shop.h.store.connect() as con:
+        con.execute("DELETE FROM raw_orders")
+        con.execute("DELETE FROM fetch_cursors")
+    for day in RANGE:
+        with range_shop.h.keycrm() as k:
+            extract_day(range_shop.h.store, k, day, "Europe/Kyiv")
+    assert _stored_days(range_shop) == by_range
+    assert _cursors(range_shop) == cursors
+
+
+def test_R_ORCH_2_a_range_refetch_is_one_incremental_listing_from_the_lowest_cursor(range_shop: Shop):
+    _extract_range(range_shop)
+    before = _cursors(range_shop)
+    range_shop.keycrm_server.post("/__admin/clock", {"now": at(12, day="2026-11-03")})
+    _patch(range_shop, 5, {"status_id": IN_PROGRESS})   # Nov 1
+    _patch(range_shop, 65, {"status_id": IN_PROGRESS})  # Nov 3
+
+    result, requests = _extract_range(range_shop)
+
+    # one listing from Nov 1's cursor (21:30, order 91) − overlap: 91, 92, Nov 2 and 3, and order 5 = 63
+    assert (requests, result.listings, result.incremental, result.fetched) == (2, 1, True, 63)
+    statuses = _raw_status_all(range_shop)
+    assert statuses[5] == statuses[65] == IN_PROGRESS and len(statuses) == 92
+    after = _cursors(range_shop)
+    assert after["2026-11-01"].startswith("2026-11-03T12:00:00") and after["2026-11-03"].startswith("2026-11-03T12")
+    assert after["2026-11-02"] == before["2026-11-02"]  # nothing of Nov 2 changed: its cursor stays
+
+
+def test_R_ORCH_2_equal_updated_at_across_a_page_boundary_and_at_the_cursor_in_a_range(range_shop: Shop):
+    _extract_range(range_shop)
+    range_shop.keycrm_server.post("/__admin/clock", {"now": at(12, day="2026-11-03")})
+    _patch(range_shop, 50, {"status_id": IN_PROGRESS})  # the last order of the first page
+    _extract_range(range_shop)
+    _patch(range_shop, 51, {"status_id": IN_PROGRESS})  # same second as Nov 2's new cursor: must not be lost
+    _patch(range_shop, 2, {"status_id": IN_PROGRESS})   # same second, a day whose cursor is older
+    third, _ = _extract_range(range_shop)
+
+    statuses = _raw_status_all(range_shop)
+    assert statuses[50] == statuses[51] == statuses[2] == IN_PROGRESS
+    assert third.incremental and third.fetched >= 3
+
+
+class _RangeChangesWhilePaging:
+    """Between the first and the second page of a range listing: an order on the page already read changes,
+    one on the page still to read changes, and an order outside the listing's window changes (it joins the
+    listing ahead of the position read so far: the pages shift)."""
+
+    def __init__(self, client, shop: Shop) -> None:
+        self.client, self.shop = client, shop
+
+    def iter_orders(self, **kw):
+        for n, page in enumerate(self.client.iter_orders(**kw)):
+            yield page
+            if n == 0:
+                clock = self.shop.keycrm_server
+                clock.post("/__admin/clock", {"advance_seconds": 300})
+                _patch(self.shop, 35, {"status_id": IN_PROGRESS})  # Nov 2, on the page already read
+                _patch(self.shop, 3, {"status_id": IN_PROGRESS})   # Nov 1, not in the window: joins it
+                clock.post("/__admin/clock", {"advance_seconds": 300})
+                _patch(self.shop, 85, {"status_id": IN_PROGRESS})  # Nov 3, on the page still to read
+
+
+def test_R_ORCH_3_an_order_updated_while_paging_a_range_arrives_at_the_latest_on_the_next_sync(range_shop: Shop):
+    _extract_range(range_shop)
+    range_shop.keycrm_server.post("/__admin/clock", {"now": at(12, day="2026-11-03")})
+    # the window starts at Nov 1's cursor (order 91, 21:30) − overlap: 62 orders, two pages (31..80, 81..92)
+    changing, _ = _extract_range(range_shop, client=lambda k: _RangeChangesWhilePaging(k, range_shop))
+    assert changing.incremental and changing.fetched >= 62
+    statuses = _raw_status_all(range_shop)
+    assert statuses[85] == IN_PROGRESS  # read after its change
+    assert statuses[35] != IN_PROGRESS and statuses[3] != IN_PROGRESS  # changed behind the reader
+    assert len(statuses) == 92  # the shift repeated an order on page 2, it hid none
+
+    _extract_range(range_shop)  # the next sync, ten minutes of KeyCRM time later than the changes
+
+    statuses = _raw_status_all(range_shop)
+    assert statuses[35] == statuses[3] == statuses[85] == IN_PROGRESS and len(statuses) == 92
+
+
+def test_R_ORCH_2_days_with_a_gap_and_days_with_and_without_cursors(range_shop: Shop):
+    result, requests = _extract_range(range_shop, days=[RANGE[0], RANGE[2]])
+    assert (result.listings, requests) == (2, 2)  # two runs of consecutive days: a listing each
+    assert set(_stored_days(range_shop).values()) == {"2026-11-01", "2026-11-03"}  # Nov 2 left to its own run
+    assert set(_cursors(range_shop)) == {"2026-11-01", "2026-11-03"}
+
+    result, _ = _extract_range(range_shop)  # Nov 2 never read (a full listing), Nov 1 and 3 incremental
+    assert result.listings == 2 and result.incremental
+    assert result.by_day[RANGE[1]] == 31 and len(_stored_days(range_shop)) == 92
+
+
+def test_R_ORCH_2_full_refresh_of_a_range_rereads_every_day(range_shop: Shop):
+    _extract_range(range_shop)
+    range_shop.world.keycrm["orders"] = [o for o in range_shop.world.keycrm["orders"] if o["id"] not in (10, 40)]
+    range_shop.keycrm_server.put_state(range_shop.world.keycrm)
+
+    refreshed, requests = _extract_range(range_shop, full_refresh=True)
+
+    assert not refreshed.incremental and (refreshed.listings, requests) == (1, 2)
+    ids = set(_stored_days(range_shop))
+    assert 10 not in ids and 40 not in ids and len(ids) == 90  # exactly the days as KeyCRM holds them now
+
+
+def _raw_status_all(shop: Shop) -> dict[int, int]:
+    frame = shop.h.store.query("SELECT order_id, payload FROM raw_orders")
+    return {int(i): json.loads(p)["status_id"] for i, p in zip(frame["order_id"], frame["payload"], strict=True)}
