@@ -10,6 +10,7 @@ reconciled with Bimp before anything is written again.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid as uuidlib
 from collections.abc import Sequence
@@ -344,12 +345,20 @@ class OrderWriter:
         created_mask = lines["outcome"] == "create"
         lines.loc[created_mask, "nomenclature_uuid"] = lines.loc[created_mask, "create_key"].map(item_for_key)
 
-        # 3. ledger state of the day's orders; reserves only for new ones, against live free stock
+        # 3. ledger state of the day's orders.  Reserves against live free stock (R-MAIN-3) for the goods of
+        #    new orders and, on reload (R-MAIN-2), for what a rewritten order's kept reserve does not cover
+        #    (an added line, a raised quantity); all of them compete for the stock earliest placed first.
         known = self.ledger.entries("customer_order", orders["order_id"].astype(str))
         new_ids = set(orders["order_id"]) - {int(c) for c in known.index[known["state"] == DONE]}
-        goods = lines[(~lines["is_service"]) & lines["order_id"].isin(new_ids)]
+        lines_of = {int(k): v for k, v in lines.groupby("order_id", sort=False)}
+        reloads = self._reloads(orders, lines_of, known, cp_for_order)
+        kept_of = reloads.set_index(["order_id", "line_no"])["kept"].to_dict()
+        new_goods = lines[(~lines["is_service"]) & lines["order_id"].isin(new_ids)]
+        goods = pd.concat([new_goods, reloads.loc[~reloads["is_service"]].assign(
+            quantity=reloads["quantity"] - reloads["kept"])], ignore_index=True)
         placed = orders.set_index("order_id")["created_at"]
-        free = self._free_stock(goods["nomenclature_uuid"].dropna().unique().tolist())
+        wanted = goods.loc[goods["quantity"] > 0, "nomenclature_uuid"]
+        free = self._free_stock(wanted.dropna().unique().tolist())
         reserve_in = goods.assign(placed_at=goods["order_id"].map(placed))[
             ["order_id", "line_no", "nomenclature_uuid", "quantity", "placed_at", "is_service"]]
         reserved, rejected = compute_reserves(reserve_in, free, self.settings.main.reserve)
@@ -359,10 +368,11 @@ class OrderWriter:
             self.result.issues.append({"order_id": int(rej["order_id"]), "entity": "customer_order",
                                        "code": rej["code"], "detail": rej["detail"]})
 
-        # 4. customer orders in placement order
+        # 4. customer orders in placement order; a rewrite that `full` mode cannot reserve waits (the status
+        #    still follows), like a new order that is not created
         for _, order in orders.iterrows():
             order_id = int(order["order_id"])
-            if order_id in rejected_ids:
+            if order_id in rejected_ids and order_id in new_ids:
                 continue
             counterparty = cp_for_order.get(order_id)
             if counterparty is None:
@@ -374,8 +384,9 @@ class OrderWriter:
                                            "detail": f"order in {order['currency']}, contract in {contract_currency}"})
                 continue
             try:
-                self._write_order(order, lines[lines["order_id"] == order_id], counterparty, contract,
-                                  known.loc[str(order_id)] if str(order_id) in known.index else None, reserve_of)
+                self._write_order(order, lines_of.get(order_id, lines.iloc[0:0]), counterparty, contract,
+                                  known.loc[str(order_id)] if str(order_id) in known.index else None, reserve_of,
+                                  kept_of, may_reload=order_id not in rejected_ids)
             except BimpBusinessError as err:  # e.g. a closed period: data, not a fault (R-ORCH-5); retried
                 code = {"period_closed": IssueCode.PERIOD_CLOSED,
                         "reserve_exceeds_available": IssueCode.RESERVE_INSUFFICIENT}.get(err.reason,
@@ -383,6 +394,44 @@ class OrderWriter:
                 self.result.issues.append({"order_id": order_id, "entity": "customer_order", "code": code.value,
                                            "detail": f"Bimp: {err.message}"[:300]})
         return self.result
+
+    def _reloads(self, orders: pd.DataFrame, lines_of: dict[int, pd.DataFrame], known: pd.DataFrame,
+                 cp_for_order: dict[int, str]) -> pd.DataFrame:
+        """Lines of the transferred, not cancelled orders this run rewrites (R-MAIN-2), each with the reserve
+        it keeps (``kept``): the order's reserve per item as last written (none once released), spread over
+        the item's lines in line order and capped at each line's quantity.  The rest is reserved anew."""
+        cols = ["order_id", "line_no", "nomenclature_uuid", "quantity", "is_service", "kept"]
+        none = pd.DataFrame({"order_id": pd.Series(dtype="int64"), "line_no": pd.Series(dtype="int64"),
+                             "nomenclature_uuid": pd.Series(dtype=object), "quantity": pd.Series(dtype=float),
+                             "is_service": pd.Series(dtype=bool), "kept": pd.Series(dtype=float)})
+        done = known[known["state"] == DONE]
+        if not self.settings.main.reload_orders or done.empty:
+            return none
+        parts = []
+        for _, order in orders[orders["order_id"].astype(str).isin(done.index) & ~orders["cancelled"]].iterrows():
+            order_id = int(order["order_id"])
+            counterparty = cp_for_order.get(order_id)
+            if counterparty is None or order_id not in lines_of:
+                continue
+            contract, currency = self._contract_for(counterparty)
+            if currency and currency != str(order["currency"]).upper():
+                continue
+            entry = done.loc[str(order_id)]
+            if entry["payload_hash"] == payload_hash(self._content(lines_of[order_id], counterparty, contract)):
+                continue
+            detail = _detail(entry["detail"])
+            held = {} if detail.get("released") else detail.get("reserves") or {}
+            order_lines = lines_of[order_id][cols[:-1]]
+            parts.append(order_lines.assign(
+                held=order_lines["nomenclature_uuid"].map(lambda n, h=held: float(h.get(n) or 0.0))))
+        if not parts:
+            return none
+        frame = pd.concat(parts, ignore_index=True)
+        frame["quantity"] = frame["quantity"].astype(float)
+        before = frame.groupby(["order_id", "nomenclature_uuid"], sort=False)["quantity"].cumsum() - frame["quantity"]
+        frame["kept"] = (frame["held"] - before).clip(lower=0.0).clip(upper=frame["quantity"])
+        frame.loc[frame["is_service"].astype(bool), "kept"] = 0.0
+        return frame[cols]
 
     def _free_stock(self, items: list[str]) -> pd.DataFrame:
         """Free stock of the involved items only, on the orders' warehouse: nomenclature/api-readStocks takes
@@ -395,25 +444,26 @@ class OrderWriter:
         return pd.DataFrame({"nomenclature_uuid": frame["nomenclatureUuid"].astype(str),
                              "free": frame["stock"].astype(float)})
 
-    def _write_order(self, order: pd.Series, lines: pd.DataFrame, counterparty: str, contract: str | None,
-                     entry: pd.Series | None, reserve_of: dict) -> None:
-        r = self.resolved
-        order_id = int(order["order_id"])
-        cancelled = bool(order["cancelled"])
-        content = {
-            "buyer": counterparty, "contract": contract, "warehouse": r.warehouse,
+    def _content(self, lines: pd.DataFrame, counterparty: str, contract: str | None) -> dict:
+        """What a customer order says, as hashed into the ledger: a change rewrites it on reload (R-MAIN-2)."""
+        return {
+            "buyer": counterparty, "contract": contract, "warehouse": self.resolved.warehouse,
             "products": [{"nomenclature": ln["nomenclature_uuid"], "count": float(ln["quantity"]),
                           "cost": _money(ln["cost_kop"]), "discount": _money(ln["discount_kop"])}
                          for _, ln in lines.iterrows()],
         }
+
+    def _write_order(self, order: pd.Series, lines: pd.DataFrame, counterparty: str, contract: str | None,
+                     entry: pd.Series | None, reserve_of: dict, kept_of: dict, *, may_reload: bool = True) -> None:
+        r = self.resolved
+        order_id = int(order["order_id"])
+        cancelled = bool(order["cancelled"])
+        content = self._content(lines, counterparty, contract)
         chash = payload_hash(content)
         status = order["bimp_status_uuid"]
         doc_number = f"KC-{order_id}"
         if entry is not None and entry["state"] == DONE:
-            detail = entry["detail"]
-            import json as _json
-
-            detail = _json.loads(detail) if isinstance(detail, str) else (detail or {})
+            detail = _detail(entry["detail"])
             uuid = entry["bimp_uuid"]
             was_released = bool(detail.get("released"))
             changed = entry["payload_hash"] != chash
@@ -424,13 +474,16 @@ class OrderWriter:
                                  dict(detail, status=status, released=True))
                 self.result.reserves_released += 1
                 return
-            if changed and self.settings.main.reload_orders:  # R-MAIN-2
-                reserves = detail.get("reserves", {})
-                products = [dict(p, reserve=0 if cancelled else min(float(reserves.get(p["nomenclature"], 0)),
-                                                                       p["count"]))
-                            for p in content["products"]]
+            if changed and self.settings.main.reload_orders and may_reload:  # R-MAIN-2, reserves R-MAIN-3
+                products, reserves = [], {}
+                for p, line_no in zip(content["products"], lines["line_no"], strict=True):
+                    key = (order_id, line_no)
+                    reserve = 0.0 if cancelled else float(kept_of.get(key, 0.0)) + float(reserve_of.get(key, 0.0))
+                    reserves[p["nomenclature"]] = reserves.get(p["nomenclature"], 0.0) + reserve
+                    products.append(dict(p, reserve=reserve))
                 self.bimp.update_customer_order(uuid, {"status": status, "products": products})
-                self.ledger.done("customer_order", order_id, uuid, chash, dict(detail, status=status))
+                self.ledger.done("customer_order", order_id, uuid, chash,
+                                 dict(detail, status=status, reserves=reserves, released=cancelled))
                 self.result.orders_updated += 1
                 return
             if detail.get("status") != status:  # R-STAT-1: the mapped status on every later sync
@@ -442,12 +495,10 @@ class OrderWriter:
             return
         products = []
         reserves: dict[str, float] = {}
-        for _, ln in lines.iterrows():
-            reserve = 0.0 if cancelled else float(reserve_of.get((order_id, ln["line_no"]), 0.0))
-            reserves[ln["nomenclature_uuid"]] = reserves.get(ln["nomenclature_uuid"], 0.0) + reserve
-            products.append({"nomenclature": ln["nomenclature_uuid"], "count": float(ln["quantity"]),
-                             "cost": _money(ln["cost_kop"]), "discount": _money(ln["discount_kop"]),
-                             "reserve": reserve})
+        for p, line_no in zip(content["products"], lines["line_no"], strict=True):
+            reserve = 0.0 if cancelled else float(reserve_of.get((order_id, line_no), 0.0))
+            reserves[p["nomenclature"]] = reserves.get(p["nomenclature"], 0.0) + reserve
+            products.append(dict(p, reserve=reserve))
         body = {"buyer": counterparty, "detailedWarehouses": False, "organization": r.organization,
                 "contract": contract, "warehouse": r.warehouse, "lineOfBusiness": r.line_of_business,
                 "project": r.project, "status": status, "date": order["doc_date"], "docNumber": doc_number,
@@ -463,6 +514,11 @@ class OrderWriter:
         self.ledger.done("customer_order", order_id, uuid, chash,
                          {"status": status, "reserves": reserves, "released": cancelled,
                           "doc_number": doc_number, "counterparty": counterparty, "contract": contract})
+
+
+def _detail(raw: object) -> dict:
+    """A ledger row's detail (JSON text or already a dict)."""
+    return json.loads(raw) if isinstance(raw, str) else dict(raw or {})
 
 
 def write_customer_orders(store: Store, day: date, integration, resolved: Resolved, bimp
