@@ -11,7 +11,7 @@ import json
 import pytest
 
 from keybimp_pipeline.storage.ledger import Ledger
-from keybimp_pipeline_tests.pipeline.orders_world import Shop, at
+from keybimp_pipeline_tests.pipeline.orders_world import IN_PROGRESS, Shop, at
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_R_MAIN_2_available_only_reload_reserves_what_is_free_of_a_raised_quanti
 
 def test_R_MAIN_2_full_mode_rewrite_waits_for_stock_for_the_added_line(shop: Shop):
     """`full`: an order is only written with every line reserved, so a rewrite the stock cannot cover is
-    not made (the first version and its reserve stay) until the goods arrive."""
+    not made (the first version and its reserve stay; the status follows) until the goods arrive."""
     w = shop.world
     chair = w.item("Стілець синій", "CH-1", stock=5)
     table = w.item("Стіл дубовий", "TB-1", stock=0)
@@ -162,9 +162,11 @@ def test_R_MAIN_2_full_mode_rewrite_waits_for_stock_for_the_added_line(shop: Sho
     shop.sync()
 
     _add_line(shop, 1, 2, 1, 3000)
+    _patch(shop, 1, {"status_id": IN_PROGRESS})
     result = shop.sync()["orders"]
 
-    assert result.orders_updated == 0
+    assert (result.orders_updated, result.statuses_updated) == (0, 1)  # R-STAT-1: the status still follows
+    assert shop.orders()[1]["status"] == w.ref("orderStatuses", "В роботі")
     assert shop.issues() == {1: {"reserve_insufficient"}}
     assert "short 1" in shop.issue_detail(1, "reserve_insufficient")
     assert _reserves(shop.orders()[1]) == {chair: 1} and shop.stock_row(chair)["available"] == 4
