@@ -413,19 +413,8 @@ class BimpClient:
                      uuids: list[str] | None = None, name_contains: str | None = None,
                      group_uuids: list[str] | None = None) -> list[dict]:
         """All items, or those matching the filters (integration lookup needs both system and external_id)."""
-        body: dict[str, Any] = {}
-        if article is not None:
-            body["article"] = article
-        if name is not None:
-            body["name"] = name
-        if name_contains is not None:
-            body["nameContains"] = name_contains
-        if uuids is not None:
-            body["nomenclatureUuids"] = uuids
-        if group_uuids is not None:
-            body["nomenclatureGroupUuids"] = group_uuids
-        if external_id is not None:
-            body["integration"] = {"system": system, "externalId": external_id}
+        body = _filters({"article": article, "name": name, "nameContains": name_contains,
+                         "nomenclatureUuids": uuids, "nomenclatureGroupUuids": group_uuids}, system, external_id)
         return self.list_all("/org2/nomenclature/api-readList", body)
 
     def nomenclature_groups(self) -> list[dict]:
@@ -496,15 +485,7 @@ class BimpClient:
     # ------------------------------------------------------------------ counterparties and contracts
     def counterparties(self, *, phone: str | None = None, email: str | None = None, name: str | None = None,
                        external_id: str | None = None, system: str | None = None) -> list[dict]:
-        body: dict[str, Any] = {}
-        if phone is not None:
-            body["phoneNumber"] = phone
-        if email is not None:
-            body["email"] = email
-        if name is not None:
-            body["name"] = name
-        if external_id is not None:
-            body["integration"] = {"system": system, "externalId": external_id}
+        body = _filters({"phoneNumber": phone, "email": email, "name": name}, system, external_id)
         return self.list_all("/org2/counterparty/api-readList", body)
 
     def counterparty(self, uuid: str) -> dict | None:
@@ -608,6 +589,16 @@ class BimpClient:
     def create_refund(self, fields: dict) -> str:
         """refundToCustomer/api-create.  Passing your own ``uuid`` makes a repeat harmless (bimp-notes §7.2)."""
         return _uuid_of(self.call("/org2/refundToCustomer/api-create", fields))
+
+
+def _filters(fields: dict[str, Any], system: str | None = None, external_id: str | None = None) -> dict[str, Any]:
+    """A readList filter body: the fields given (not None), and the ``integration`` lookup
+    ``{system, externalId}`` that nomenclature and counterparty lists share (bimp-notes §4) when
+    an external id is asked for."""
+    body = {k: v for k, v in fields.items() if v is not None}
+    if external_id is not None:
+        body["integration"] = {"system": system, "externalId": external_id}
+    return body
 
 
 def _uuid_of(data: Any) -> str:

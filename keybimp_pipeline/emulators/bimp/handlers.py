@@ -38,22 +38,24 @@ def op(path: str) -> Callable[[Handler], Handler]:
 
 
 # --------------------------------------------------------------------------- field readers
-def s(b: dict, k: str, required: bool = False, path: str | None = None) -> str | None:
+def _given(b: dict, k: str, required: bool, path: str | None) -> Any:
+    """``b[k]``, None when absent; a missing required field is a 400 naming it."""
     v = b.get(k)
-    if v is None:
-        if required:
-            raise validation(path or k, "required")
-        return None
-    if not isinstance(v, str) or (required and not v.strip()):
+    if v is None and required:
+        raise validation(path or k, "required")
+    return v
+
+
+def s(b: dict, k: str, required: bool = False, path: str | None = None) -> str | None:
+    v = _given(b, k, required, path)
+    if v is not None and (not isinstance(v, str) or (required and not v.strip())):
         raise validation(path or k, "must be a non-empty string" if required else "must be a string")
     return v
 
 
 def n(b: dict, k: str, required: bool = False, path: str | None = None, minimum: Any = None) -> Any:
-    v = b.get(k)
+    v = _given(b, k, required, path)
     if v is None:
-        if required:
-            raise validation(path or k, "required")
         return None
     if isinstance(v, bool) or not isinstance(v, (int, Decimal)) or (isinstance(v, Decimal) and not v.is_finite()):
         raise validation(path or k, "must be a number")
@@ -63,10 +65,8 @@ def n(b: dict, k: str, required: bool = False, path: str | None = None, minimum:
 
 
 def bl(b: dict, k: str, required: bool = False, default: bool | None = None, path: str | None = None) -> Any:
-    v = b.get(k)
+    v = _given(b, k, required and default is None, path)
     if v is None:
-        if required and default is None:
-            raise validation(path or k, "required")
         return default
     if not isinstance(v, bool):
         raise validation(path or k, "must be a boolean")
@@ -74,23 +74,15 @@ def bl(b: dict, k: str, required: bool = False, default: bool | None = None, pat
 
 
 def obj(b: dict, k: str, required: bool = False, path: str | None = None) -> dict | None:
-    v = b.get(k)
-    if v is None:
-        if required:
-            raise validation(path or k, "required")
-        return None
-    if not isinstance(v, dict):
+    v = _given(b, k, required, path)
+    if v is not None and not isinstance(v, dict):
         raise validation(path or k, "must be an object")
     return v
 
 
 def lst(b: dict, k: str, required: bool = False, path: str | None = None) -> list | None:
-    v = b.get(k)
-    if v is None:
-        if required:
-            raise validation(path or k, "required")
-        return None
-    if not isinstance(v, list):
+    v = _given(b, k, required, path)
+    if v is not None and not isinstance(v, list):
         raise validation(path or k, "must be an array")
     return v
 
@@ -188,6 +180,14 @@ def need(co: Company, kind: str, key: str | None, field: str, required: bool = F
     return key
 
 
+def existing(co: Company, b: dict, kind: str, label: str) -> dict:
+    """The record of collection ``kind`` that ``b["uuid"]`` names (an update or cancel): 404 when unknown."""
+    rec = co.c[kind].get(s(b, "uuid", True))
+    if rec is None:
+        raise not_found(label)
+    return rec
+
+
 # --------------------------------------------------------------------------- reference books
 def _ref_list(kind: str, paginated: bool = True, main_filter: bool = False) -> Handler:
     def handler(co: Company, b: dict, now: datetime) -> Any:
@@ -220,6 +220,27 @@ for _path, _kind, _pag, _main in [
     HANDLERS["/org2/" + _path] = _ref_list(_kind, _pag, _main)
 
 
+def _read_one(kind: str) -> Handler:
+    """``api-read {uuid}`` of a collection: the record, or null for an unknown uuid."""
+    def handler(co: Company, b: dict, now: datetime) -> Any:
+        return co.c[kind].get(s(b, "uuid", True))
+    return handler
+
+
+for _path, _kind in [
+    ("nomenclature-group/api-read", "nomenclatureGroups"),
+    ("counterparty/api-read", "counterparties"),
+    ("contract/api-read", "contracts"),
+    ("priceList/api-read", "priceLists"),
+    ("invoiceForCustomerPayment/api-read", "customerOrders"),
+    ("salesInvoice/api-read", "salesInvoices"),
+    ("customerPayment/api-read", "customerPayments"),
+    ("customer-inventories-return/api-read", "customerReturns"),
+    ("refundToCustomer/api-read", "refunds"),
+]:
+    HANDLERS["/org2/" + _path] = _read_one(_kind)
+
+
 @op("customerPayment/api-readStatuses")
 def payment_statuses(co: Company, b: dict, now: datetime) -> Any:
     name = s(b, "name")
@@ -238,11 +259,6 @@ def group_list(co: Company, b: dict, now: datetime) -> Any:
         ws = set(wanted)
         return [g for g in items if g["uuid"] in ws]
     return list(items)
-
-
-@op("nomenclature-group/api-read")
-def group_read(co: Company, b: dict, now: datetime) -> Any:
-    return co.c["nomenclatureGroups"].get(s(b, "uuid", True))
 
 
 @op("nomenclature-group/api-create")
@@ -347,10 +363,7 @@ def nom_create(co: Company, b: dict, now: datetime) -> Any:
 
 @op("nomenclature/api-update")
 def nom_update(co: Company, b: dict, now: datetime) -> Any:
-    u = s(b, "uuid", True)
-    item = co.c["nomenclature"].get(u)
-    if item is None:
-        raise not_found("nomenclature")
+    item = existing(co, b, "nomenclature", "nomenclature")
     old = dict(item)
     changes: dict[str, Any] = {}
     for k in ("name", "fullName", "article", "sku", "expenseAccount", "description", "comment", "picture"):
@@ -511,11 +524,6 @@ def cp_list(co: Company, b: dict, now: datetime) -> Any:
     return out[off:off + cnt]
 
 
-@op("counterparty/api-read")
-def cp_read(co: Company, b: dict, now: datetime) -> Any:
-    return co.c["counterparties"].get(s(b, "uuid", True))
-
-
 @op("counterparty/api-saveExternalId")
 def cp_save_ext(co: Company, b: dict, now: datetime) -> Any:
     cp = need(co, "counterparties", s(b, "counterpartyUuid", True), "counterpartyUuid", True)
@@ -596,11 +604,6 @@ def contract_create(co: Company, b: dict, now: datetime) -> Any:
     return {"uuid": _make_contract(co, b, now)["uuid"]}
 
 
-@op("contract/api-read")
-def contract_read(co: Company, b: dict, now: datetime) -> Any:
-    return co.c["contracts"].get(s(b, "uuid", True))
-
-
 @op("contract/api-readList")
 def contract_list(co: Company, b: dict, now: datetime) -> Any:
     off, cnt = pagination(b)
@@ -630,11 +633,6 @@ def pl_list(co: Company, b: dict, now: datetime) -> Any:
     main = bl(b, "main")
     items = [p for p in co.c["priceLists"].values() if main is None or bool(p.get("main")) == main]
     return page(items, b)
-
-
-@op("priceList/api-read")
-def pl_read(co: Company, b: dict, now: datetime) -> Any:
-    return co.c["priceLists"].get(s(b, "uuid", True))
 
 
 @op("priceList/api-readPrice")
@@ -770,10 +768,8 @@ def order_create(co: Company, b: dict, now: datetime) -> Any:
 
 @op("invoiceForCustomerPayment/api-update")
 def order_update(co: Company, b: dict, now: datetime) -> Any:
-    u = s(b, "uuid", True)
-    order = co.c["customerOrders"].get(u)
-    if order is None:
-        raise not_found("customer order")
+    order = existing(co, b, "customerOrders", "customer order")
+    u = order["uuid"]
     draft = dict(order)
     old_status = order.get("status")
     _order_header(co, b, draft, now, create=False)
@@ -802,11 +798,6 @@ def order_update_status(co: Company, b: dict, now: datetime) -> Any:
         order["status"] = status
         order["changeStatusTime"] = fmt_dt(now)
     return {}
-
-
-@op("invoiceForCustomerPayment/api-read")
-def order_read(co: Company, b: dict, now: datetime) -> Any:
-    return co.c["customerOrders"].get(s(b, "uuid", True))
 
 
 _ORDER_LIST_KEYS = ("uuid", "docNumber", "name", "status", "comment", "date", "buyer", "sumOrdered", "currency",
@@ -923,10 +914,8 @@ def sale_create(co: Company, b: dict, now: datetime) -> Any:
 
 @op("salesInvoice/api-update")
 def sale_update(co: Company, b: dict, now: datetime) -> Any:
-    u = s(b, "uuid", True)
-    sale = co.c["salesInvoices"].get(u)
-    if sale is None:
-        raise not_found("sales invoice")
+    sale = existing(co, b, "salesInvoices", "sales invoice")
+    u = sale["uuid"]
     draft = copy.deepcopy(sale)
     _sale_from_body(co, b, draft, now, create=False)
     co.check_period(parse_dt(draft["date"]) or now)
@@ -949,11 +938,6 @@ def sale_update(co: Company, b: dict, now: datetime) -> Any:
     sale["name"] = f"Видаткова накладна {sale['documentNumber']} від {sale['date'][:10]}"
     co.apply_sale(sale, +1)
     return {"uuid": u}
-
-
-@op("salesInvoice/api-read")
-def sale_read(co: Company, b: dict, now: datetime) -> Any:
-    return co.c["salesInvoices"].get(s(b, "uuid", True))
 
 
 _SALE_LIST_KEYS = ("uuid", "name", "date", "sum", "comment", "TTN", "EntryStatus", "managerialAccounting",
@@ -1054,10 +1038,8 @@ def _pay_totals(pay: dict) -> None:
 
 @op("customerPayment/api-update")
 def pay_update(co: Company, b: dict, now: datetime) -> Any:
-    u = s(b, "uuid", True)
-    pay = co.c["customerPayments"].get(u)
-    if pay is None:
-        raise not_found("customer payment")
+    pay = existing(co, b, "customerPayments", "customer payment")
+    u = pay["uuid"]
     draft = dict(pay)
     for k in ("number", "comment"):
         if k in b:
@@ -1094,18 +1076,11 @@ def pay_update(co: Company, b: dict, now: datetime) -> Any:
 
 @op("customerPayment/api-cancel")
 def pay_cancel(co: Company, b: dict, now: datetime) -> Any:
-    pay = co.c["customerPayments"].get(s(b, "uuid", True))
-    if pay is None:
-        raise not_found("customer payment")
+    pay = existing(co, b, "customerPayments", "customer payment")
     if not pay.get("canceled"):
         _apply_payment(co, pay, -1)
         pay["canceled"] = True
     return {"success": True}
-
-
-@op("customerPayment/api-read")
-def pay_read(co: Company, b: dict, now: datetime) -> Any:
-    return co.c["customerPayments"].get(s(b, "uuid", True))
 
 
 _PAY_LIST_KEYS = ("uuid", "number", "currency", "date", "comment", "name", "counterparty", "author",
@@ -1177,11 +1152,6 @@ def return_create(co: Company, b: dict, now: datetime) -> Any:
     return {"uuid": ret["uuid"]}
 
 
-@op("customer-inventories-return/api-read")
-def return_read(co: Company, b: dict, now: datetime) -> Any:
-    return co.c["customerReturns"].get(s(b, "uuid", True))
-
-
 @op("customer-inventories-return/api-readList")
 def return_list(co: Company, b: dict, now: datetime) -> Any:
     off, cnt = pagination(b)
@@ -1236,11 +1206,6 @@ def refund_create(co: Company, b: dict, now: datetime) -> Any:
         if o is not None:
             o["sumPayed"] = (o.get("sumPayed") or 0) - d["refundSum"]
     return {"uuid": r["uuid"], "number": r["number"]}
-
-
-@op("refundToCustomer/api-read")
-def refund_read(co: Company, b: dict, now: datetime) -> Any:
-    return co.c["refunds"].get(s(b, "uuid", True))
 
 
 @op("refundToCustomer/api-readList")

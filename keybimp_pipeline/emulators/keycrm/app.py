@@ -12,6 +12,7 @@ Never imports pipeline code.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import random
@@ -226,6 +227,22 @@ def _check_filters(filters: dict, allowed: set[str]) -> None:
                        f"Allowed filter(s) are `{', '.join(sorted(allowed))}`.")
 
 
+def _where_in(items: list[dict], filters: dict, name: str, key: str, cast: type = int) -> list[dict]:
+    """The items whose ``key`` is among filter ``name``'s comma-separated values (all of them without it)."""
+    if name not in filters:
+        return items
+    wanted = set(_csv(filters[name], name, cast))
+    return [x for x in items if x[key] in wanted]
+
+
+def _archived(items: list[dict], filters: dict) -> list[dict]:
+    """``filter[is_archived]``: 1/true keeps archived items, anything else the others."""
+    if "is_archived" not in filters:
+        return items
+    want = str(filters["is_archived"]).lower() in ("1", "true")
+    return [x for x in items if x["is_archived"] == want]
+
+
 def _sort(plain: dict, allowed: set[str], default: str) -> str:
     s = plain.get("sort") or default
     if s.lstrip("-") not in allowed:
@@ -293,6 +310,9 @@ ORDER_INCLUDES = {
 ORDER_FILTERS = {"status_id", "source_id", "source_uuid", "buyer_phone", "buyer_email", "created_between",
                  "updated_between", "shipping_between", "payment_status", "has_tracking_code", "id"}
 ORDER_SORTS = {"id", "updated_at", "created_at", "ordered_at", "status_changed_at"}
+# GET /order/<name> reference books: (route name, Store attribute)
+REF_BOOKS = [("status", "statuses"), ("payment-method", "payment_methods"), ("source", "sources"),
+             ("delivery-service", "delivery_services")]
 
 
 class KeyCRMApi:
@@ -304,10 +324,7 @@ class KeyCRMApi:
         for method, pattern, fn in [
             ("GET", r"/order", self.list_orders),
             ("POST", r"/order", self.create_order),
-            ("GET", r"/order/status", self.list_statuses),
-            ("GET", r"/order/payment-method", self.list_payment_methods),
-            ("GET", r"/order/source", self.list_sources),
-            ("GET", r"/order/delivery-service", self.list_delivery_services),
+            *[("GET", f"/order/{name}", functools.partial(self._ref_list, book=book)) for name, book in REF_BOOKS],
             ("GET", r"/order/(?P<oid>[^/]+)", self.get_order),
             ("PUT", r"/order/(?P<oid>[^/]+)", self.update_order),
             ("POST", r"/order/(?P<oid>[^/]+)/payment", self.create_payment),
@@ -482,24 +499,13 @@ class KeyCRMApi:
 
     # ---------------- references
 
-    async def _ref_list(self, request: Request, coll: dict[int, dict]) -> Response:
+    async def _ref_list(self, request: Request, *, book: str) -> Response:
+        """A reference book (REF_BOOKS): no filters, sorted by id."""
         plain, filters = _query(request)
         _check_filters(filters, set())
         sort = _sort(plain, {"id"}, "id")
-        items = sorted(coll.values(), key=lambda x: x["id"], reverse=sort.startswith("-"))
+        items = sorted(getattr(self.s, book).values(), key=lambda x: x["id"], reverse=sort.startswith("-"))
         return _json(_paginate(request, items, dict, plain))
-
-    async def list_statuses(self, request: Request) -> Response:
-        return await self._ref_list(request, self.s.statuses)
-
-    async def list_payment_methods(self, request: Request) -> Response:
-        return await self._ref_list(request, self.s.payment_methods)
-
-    async def list_sources(self, request: Request) -> Response:
-        return await self._ref_list(request, self.s.sources)
-
-    async def list_delivery_services(self, request: Request) -> Response:
-        return await self._ref_list(request, self.s.delivery_services)
 
     # ---------------- buyers
 
@@ -513,10 +519,7 @@ class KeyCRMApi:
         plain, filters = _query(request)
         _check_filters(filters, {"buyer_id", "buyer_phone", "buyer_email", "created_between", "updated_between"})
         _includes(plain, {"manager", "shipping", "company", "loyalty", "custom_fields"})
-        items = list(self.s.buyers.values())
-        if "buyer_id" in filters:
-            ids = set(_csv(filters["buyer_id"], "buyer_id", int))
-            items = [b for b in items if b["id"] in ids]
+        items = _where_in(list(self.s.buyers.values()), filters, "buyer_id", "id")
         if "buyer_phone" in filters:
             ph = {digits(p) for p in _csv(filters["buyer_phone"], "buyer_phone", str)}
             items = [b for b in items if ph & {digits(p) for p in b["phone"]}]
@@ -593,15 +596,8 @@ class KeyCRMApi:
             items = [self.s.offers[i] for i in _csv(filters["id"], "id", int) if i in self.s.offers]
         else:
             items = list(self.s.offers.values())
-        if "id" in filters:
-            ids = set(_csv(filters["id"], "id", int))
-            items = [o for o in items if o["id"] in ids]
-        if "product_id" in filters:
-            pids = set(_csv(filters["product_id"], "product_id", int))
-            items = [o for o in items if o["product_id"] in pids]
-        if "is_archived" in filters:
-            want = str(filters["is_archived"]).lower() in ("1", "true")
-            items = [o for o in items if o["is_archived"] == want]
+        items = _where_in(items, filters, "id", "id")
+        items = _archived(_where_in(items, filters, "product_id", "product_id"), filters)
         items = sorted({o["id"]: o for o in items}.values(), key=lambda o: o["id"], reverse=sort.startswith("-"))
         return _json(_paginate(request, items, lambda o: self.s.render_offer(o, "product" in include), plain))
 
@@ -649,13 +645,8 @@ class KeyCRMApi:
         plain, filters = _query(request)
         _check_filters(filters, {"offers_id", "offers_sku", "details"})
         details = str(filters.get("details", "")).lower() in ("1", "true")
-        items = list(self.s.offers.values())
-        if "offers_id" in filters:
-            ids = set(_csv(filters["offers_id"], "offers_id", int))
-            items = [o for o in items if o["id"] in ids]
-        if "offers_sku" in filters:
-            skus = set(_csv(filters["offers_sku"], "offers_sku", str))
-            items = [o for o in items if o["sku"] in skus]
+        items = _where_in(list(self.s.offers.values()), filters, "offers_id", "id")
+        items = _where_in(items, filters, "offers_sku", "sku", str)
         items.sort(key=lambda o: o["id"])
 
         def render(o: dict) -> dict:
@@ -714,16 +705,8 @@ class KeyCRMApi:
         plain, filters = _query(request)
         _check_filters(filters, {"product_id", "category_id", "is_archived"})
         _includes(plain, {"custom_fields"})
-        items = list(self.s.products.values())
-        if "product_id" in filters:
-            ids = set(_csv(filters["product_id"], "product_id", int))
-            items = [p for p in items if p["id"] in ids]
-        if "category_id" in filters:
-            cats = set(_csv(filters["category_id"], "category_id", int))
-            items = [p for p in items if p["category_id"] in cats]
-        if "is_archived" in filters:
-            want = str(filters["is_archived"]).lower() in ("1", "true")
-            items = [p for p in items if p["is_archived"] == want]
+        items = _where_in(list(self.s.products.values()), filters, "product_id", "id")
+        items = _archived(_where_in(items, filters, "category_id", "category_id"), filters)
         items.sort(key=lambda p: p["id"])
         return _json(_paginate(request, items, self.s.render_product, plain))
 
