@@ -8,16 +8,23 @@
   the day that is not held back by an open sync issue has a `done` ledger row (none left `pending`),
   and the customer order in Bimp has the KeyCRM order's total to the kopiyka.  Reading a document
   costs one Bimp call, so the totals are compared on a bounded sample (all of an ordinary day).
+
+A run over a range of days (a single-run backfill, `keybimp sync --from --to`) evaluates each check once per
+partition, recorded against that partition as a one-partition run's would be, and returns the range's
+verdict (failed if any partition failed).  The totals sample is then shared out over the range's days.
 """
 
 
+import math
 import warnings
+from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 
 import dagster as dg
 import pandas as pd
 
-from keybimp_pipeline.defs.partitions import split
+from keybimp_pipeline.defs.partitions import days_by_integration, key
 from keybimp_pipeline.defs.resources import Keybimp
 from keybimp_pipeline.storage.db import Store
 from keybimp_pipeline.storage.ledger import DONE, PENDING, Ledger
@@ -146,6 +153,29 @@ def reconcile(frame: pd.DataFrame, bimp, sample: int = TOTALS_SAMPLE) -> dg.Asse
         })
 
 
+def evaluate_per_partition(context: dg.AssetCheckExecutionContext, asset: str, check_name: str,
+                           evaluate: Callable[[str, list[date]], dict[date, dg.AssetCheckResult]]
+                           ) -> dg.AssetCheckResult:
+    """`evaluate(integration, days)` → a result per day.  One partition: its result.  A range: each day's result
+    recorded against its partition, and the range's verdict returned."""
+    runs = days_by_integration(context)
+    results = {key(name, day): result for name, days in runs.items() for day, result in evaluate(name, days).items()}
+    if len(results) == 1:
+        return next(iter(results.values()))
+    op = context.op_execution_context
+    for pk, r in results.items():
+        op.log_event(dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(asset), check_name=check_name, passed=r.passed, metadata=r.metadata,
+            severity=r.severity, description=r.description, partition=str(pk)))
+    failed = [str(pk) for pk, r in results.items() if not r.passed]
+    return dg.AssetCheckResult(
+        passed=not failed, severity=next(iter(results.values())).severity,
+        description=(f"all {len(results)} partitions of the run passed" if not failed else
+                     f"{len(failed)} of {len(results)} partitions failed: {', '.join(failed[:10])}"
+                     + (" …" if len(failed) > 10 else "")),
+        metadata={"partitions": len(results), "partitions_failed": len(failed)})
+
+
 def _schema_check(asset: str, entity: str, schema: str, partitions_def: dg.PartitionsDefinition
                   ) -> dg.AssetChecksDefinition:
     @dg.asset_check(
@@ -154,8 +184,8 @@ def _schema_check(asset: str, entity: str, schema: str, partitions_def: dg.Parti
                     "and reasons. They are quarantined, never silently dropped; the check warns when any.",
     )
     def pandera_schema(context: dg.AssetCheckExecutionContext, keybimp: Keybimp) -> dg.AssetCheckResult:
-        name, day = split(context)  # type: ignore[arg-type]
-        return quarantine_result(keybimp.store(name), day, entity, schema)
+        return evaluate_per_partition(context, asset, "pandera_schema", lambda name, days: {
+            day: quarantine_result(keybimp.store(name), day, entity, schema) for day in days})
 
     return pandera_schema
 
@@ -174,13 +204,17 @@ def _build_order_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         asset="bimp_customer_orders", name="reconciles_with_keycrm", partitions_def=partitions_def,
         description="Every order of the day not held back by a sync issue has a done ledger row (none pending), "
                     f"and Bimp's customer order total equals the KeyCRM order's (up to {TOTALS_SAMPLE} read per "
-                    "partition; orders with a line left out under R-PROD-5 are not compared).",
+                    "run, shared out over a range's days; orders with a line left out under R-PROD-5 are not "
+                    "compared).",
     )
     def reconciles_with_keycrm(context: dg.AssetCheckExecutionContext, keybimp: Keybimp) -> dg.AssetCheckResult:
-        name, day = split(context)  # type: ignore[arg-type]
-        frame = reconciliation_frame(keybimp.store(name), day)
-        with keybimp.bimp(name) as bimp:
-            return reconcile(frame, bimp)
+        def evaluate(name: str, days: list[date]) -> dict[date, dg.AssetCheckResult]:
+            store = keybimp.store(name)
+            sample = math.ceil(TOTALS_SAMPLE / len(days))  # a range shares one partition's reads out over its days
+            with keybimp.bimp(name) as bimp:
+                return {day: reconcile(reconciliation_frame(store, day), bimp, sample) for day in days}
+
+        return evaluate_per_partition(context, "bimp_customer_orders", "reconciles_with_keycrm", evaluate)
 
     checks.append(reconciles_with_keycrm)
     return checks

@@ -1,22 +1,24 @@
 """A sensor per integration: KeyCRM orders changed since the cursor → runs of exactly their day partitions.
 
-The cursor is the highest `updated_at` seen; each read starts an overlap window before it.  The run key
-carries the high-water mark, so a later change to the same day makes a new run rather than being dropped
-as a repeat (a sensor's cursor advances with the tick, not with the run's success; runs are idempotent).
-A paused integration's sensor skips with the reason "paused" and sends no request (R-CONN-5).
+The cursor is the highest `updated_at` seen; each read starts an overlap window before it.  Consecutive
+changed days go in one run over their range (one listing, the steps' fixed costs paid once, one run to
+launch instead of one per day); days apart go in runs of their own.  The run key carries each day's
+high-water mark, so a later change to a day makes a new run rather than being dropped as a repeat (a
+sensor's cursor advances with the tick, not with the run's success; runs are idempotent).  A paused
+integration's sensor skips with the reason "paused" and sends no request (R-CONN-5).
 """
 
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
 from keybimp_pipeline import control
 from keybimp_pipeline.clients.keycrm import KeyCRMClient
-from keybimp_pipeline.defs.partitions import key
+from keybimp_pipeline.defs.partitions import key, range_tags
 from keybimp_pipeline.settings import Integration, IntegrationsFile
 from keybimp_pipeline.sync.days import local_day
-from keybimp_pipeline.sync.extract import OVERLAP, order_moment
+from keybimp_pipeline.sync.extract import OVERLAP, consecutive_runs, order_moment
 
 
 def changed_partitions(client: KeyCRMClient, since: datetime, now: datetime, integration: Integration
@@ -37,6 +39,21 @@ def changed_partitions(client: KeyCRMClient, since: datetime, now: datetime, int
             days[d] = max(days.get(d, updated), updated)
             newest = updated if newest is None else max(newest, updated)
     return days, newest
+
+
+def run_requests(name: str, days: dict[str, datetime]) -> list[dg.RunRequest]:
+    """A run per stretch of consecutive changed days: one partition, or the range first..last."""
+    requests = []
+    for run in consecutive_runs(date.fromisoformat(d) for d in days):
+        marks = [days[d.isoformat()].isoformat() for d in run]
+        tags = {"keybimp/integration": name}
+        if len(run) == 1:
+            requests.append(dg.RunRequest(run_key=f"{name}|{run[0]}|{marks[0]}", partition_key=key(name, run[0]),
+                                          tags=tags))
+        else:
+            requests.append(dg.RunRequest(run_key=f"{name}|{run[0]}..{run[-1]}|{','.join(marks)}",
+                                          tags={**tags, **range_tags(name, run[0], run[-1])}))
+    return requests
 
 
 def build_order_sensor(integration: Integration, job) -> dg.SensorDefinition:
@@ -65,9 +82,7 @@ def build_order_sensor(integration: Integration, job) -> dg.SensorDefinition:
             context.update_cursor(min(max(newest, since), now).isoformat())
         if not days:
             return dg.SkipReason("no order changed")
-        return [dg.RunRequest(run_key=f"{name}|{d}|{hw.isoformat()}", partition_key=key(name, d),
-                              tags={"keybimp/integration": name})
-                for d, hw in sorted(days.items())]
+        return run_requests(name, days)
 
     return orders_sensor
 

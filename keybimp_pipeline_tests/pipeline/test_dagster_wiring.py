@@ -114,13 +114,73 @@ def test_R_ORCH_3_started_sensor_requests_exactly_the_changed_days(definitions, 
         context = dg.build_sensor_context(cursor=cursor.isoformat(), instance=instance, repository_def=repo)
         data = sensor.evaluate_tick(context)
 
-    requests = {r.partition_key: r for r in data.run_requests}
-    assert set(requests) == {dg.MultiPartitionKey({"date": "2026-11-02", "integration": "demo-shop"}),
-                             dg.MultiPartitionKey({"date": "2026-11-03", "integration": "demo-shop"})}
-    for request in requests.values():
-        assert isinstance(request.partition_key, dg.MultiPartitionKey)
-        assert request.tags["keybimp/integration"] == "demo-shop"
-    by_day = {r.partition_key.keys_by_dimension["date"]: r.run_key for r in data.run_requests}
-    assert "2026-11-02T09:30:00" in by_day["2026-11-02"]  # the day's high-water mark
-    assert "2026-11-03T10:05:00" in by_day["2026-11-03"]
+    # Nov 2 and Nov 3 changed (not Nov 1): consecutive days, so one run over their range
+    [request] = data.run_requests
+    assert request.partition_key is None
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-02|demo-shop"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-03|demo-shop"
+    assert request.tags["keybimp/integration"] == "demo-shop"  # the one-run-per-integration limit (dagster.yaml)
+    # each day's high-water mark is in the run key: a later change to either day makes a new run
+    assert request.run_key == "demo-shop|2026-11-02..2026-11-03|2026-11-02T09:30:00+00:00,2026-11-03T10:05:00+00:00"
     assert data.cursor.startswith("2026-11-03T10:05:00")
+
+
+def test_R_ORCH_3_days_apart_get_runs_of_their_own_and_a_lone_day_a_partition_run():
+    from keybimp_pipeline.defs.sensors import run_requests
+
+    hw = {d: datetime.fromisoformat(f"{d}T12:00:00+00:00") for d in ("2026-11-01", "2026-11-02", "2026-11-05")}
+    first, lone = run_requests("demo-shop", hw)
+    assert (first.tags["dagster/asset_partition_range_start"], first.tags["dagster/asset_partition_range_end"]) \
+        == ("2026-11-01|demo-shop", "2026-11-02|demo-shop")
+    assert lone.partition_key == dg.MultiPartitionKey({"date": "2026-11-05", "integration": "demo-shop"})
+    assert lone.run_key == "demo-shop|2026-11-05|2026-11-05T12:00:00+00:00"
+    assert "dagster/asset_partition_range_start" not in lone.tags
+
+
+RANGE_KEYS = {f"2026-11-0{d}|demo-shop" for d in (1, 2, 3)}
+
+
+def test_R_ORCH_2_a_range_is_one_run_and_every_partition_of_it_materialises(definitions, shop: Shop):
+    from keybimp_pipeline.defs.partitions import range_tags
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*definitions.ORDER_ASSETS, *definitions.ORDER_CHECKS], instance=instance,
+            tags=range_tags("demo-shop", "2026-11-01", "2026-11-03"),
+            resources={"keybimp": Keybimp(config_path=str(shop.config_path), data_dir=str(shop.tmp))})
+        assert result.success
+        assert len(instance.get_runs()) == 1
+        for asset in ORDER_ASSET_KEYS:
+            assert set(instance.get_materialized_partitions(dg.AssetKey(asset))) == RANGE_KEYS, asset
+        raw = result.asset_materializations_for_node("keycrm_orders_raw")[0].metadata
+        assert (raw["orders_stored"].value, raw["days"].value, raw["listings"].value) == (4, 3, 1)
+        assert raw["keycrm_requests"].value == 1  # the three days in one listing
+        orders = result.asset_materializations_for_node("bimp_customer_orders")[0].metadata
+        assert orders["orders_created"].value == 4
+        # each check evaluated once per partition, against that partition
+        evaluations = [e for e in result.get_asset_check_evaluations() if e.partition is not None]
+        by_check = {}
+        for e in evaluations:
+            by_check.setdefault(e.check_name, set()).add(e.partition)
+        assert by_check == {"pandera_schema": RANGE_KEYS, "reconciles_with_keycrm": RANGE_KEYS}
+        assert all(e.passed for e in evaluations)
+    assert sorted(shop.orders()) == [1, 2, 3, 4]
+
+
+def test_R_ORCH_2_keybimp_sync_of_a_range_is_one_run_recorded_in_the_instance(definitions, shop: Shop, tmp_path,
+                                                                              monkeypatch, capsys):
+    from keybimp_pipeline import cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert cli.main(["sync", "demo-shop", "--from", "2026-11-01", "--to", "2026-11-03"]) == 0
+    assert "2026-11-01..2026-11-03 (3 days): ok" in capsys.readouterr().out
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+        assert run.is_success and run.tags["keybimp/trigger"] == "cli"
+        # what the UI's Partitions tab reads: every day of the range materialised, none failed
+        for asset in ("keycrm_orders_raw", "bimp_customer_orders", "sync_issues"):
+            assert set(instance.get_materialized_partitions(dg.AssetKey(asset))) == RANGE_KEYS
+        status = instance.get_status_by_partition(
+            dg.AssetKey("keycrm_orders_raw"), sorted(RANGE_KEYS), definitions.ORDERS_PARTITIONS)
+        assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
+    assert sorted(shop.orders()) == [1, 2, 3, 4]
