@@ -6,8 +6,11 @@ inventory row (`available = quantity − reserved`, computed by the emulator fro
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from keybimp_pipeline.storage.ledger import Ledger
 from keybimp_pipeline_tests.pipeline.orders_world import CANCELED, DELIVERY, IN_PROGRESS, Shop, at
 
 
@@ -194,3 +197,177 @@ def test_R_MAIN_2_reload_rewrites_an_order_when_a_line_is_added(shop: Shop, relo
         assert result.orders_updated == 0
         assert lines == {chair: 1} and order["sumOrdered"] == 500
     assert shop.stock_row(chair)["available"] == 4  # the first reserve is kept either way
+
+
+# ---- free stock reads (R-MAIN-3) --------------------------------------------------------------------------
+# The Bimp emulator's request log (`GET /__admin/requests?log=1&since=N`) shows each call a sync made, with
+# its body.
+
+def _logged(shop: Shop) -> int:
+    return int(shop.bimp_server.admin.get("/__admin/requests").json()["logged"])
+
+
+def _calls_since(shop: Shop, n: int) -> list[dict]:
+    return shop.bimp_server.admin.get("/__admin/requests", params={"log": 1, "since": n}).json()["log"]
+
+
+def _stock_reads(calls: list[dict]) -> list[dict]:
+    """The stock reads among `calls`, without their place in the log."""
+    return [{k: v for k, v in c.items() if k != "n"} for c in calls
+            if "/inventory/" in c["path"] or c["path"].endswith("/api-readStocks")]
+
+
+def test_R_MAIN_3_free_stock_is_read_for_the_involved_items_only(shop: Shop):
+    """A warehouse of 250+ items (three inventory pages): one filtered read of the two items ordered."""
+    w = shop.world
+    chair = w.item("Стілець синій", "CH-1", stock=3)
+    table = w.item("Стіл дубовий", "TB-1", stock=2)
+    for i in range(250):
+        w.item(f"Інший товар {i}", f"OTHER-{i}", stock=1)
+    w.order(1, 1, [(1, 2, 500), (2, 1, 3000)])
+    w.order(2, 2, [(1, 1, 500)])
+    shop.configure({"main": {"reserve": "full"}})
+    shop.load()
+    mark = _logged(shop)
+
+    shop.sync()
+
+    assert _stock_reads(_calls_since(shop, mark)) == [{
+        "method": "POST", "path": "/org2/nomenclature/api-readStocks",
+        "body": {"warehouseUuid": [w.warehouse], "nomenclatureUuid": sorted([chair, table]),
+                 "pagination": {"offset": 0, "count": 100}}}]
+    orders = shop.orders()
+    assert _reserves(orders[1]) == {chair: 2, table: 1} and _reserves(orders[2]) == {chair: 1}
+    assert shop.stock_row(chair)["available"] == 0 and shop.stock_row(table)["available"] == 1
+
+
+def test_R_MAIN_3_no_stock_read_when_nothing_is_new(shop: Shop):
+    w = shop.world
+    w.item("Стілець синій", "CH-1", stock=3)
+    w.order(1, 1, [(1, 1, 500)])
+    shop.load()
+    shop.sync()
+    mark = _logged(shop)
+
+    again = shop.sync()["orders"]
+
+    assert again.unchanged == 1
+    assert _stock_reads(_calls_since(shop, mark)) == []
+
+
+# ---- reload: the rewritten order reserves what was added (R-MAIN-2 with R-MAIN-3) ------------------------
+
+def _add_line(shop: Shop, order_id: int, offer_id: int, quantity: float, price: float) -> None:
+    shop.keycrm_server.post(f"/__admin/orders/{order_id}/lines",
+                            {"offer_id": offer_id, "quantity": quantity, "price": price})
+
+
+def _receive(shop: Shop, item: str, quantity: float) -> None:
+    """Goods arrive at the main warehouse (a Bimp purchase invoice)."""
+    w = shop.world
+    with shop.h.bimp() as b:
+        b.call("/org2/purchaseInvoice/api-create", {
+            "warehouse": w.warehouse, "organization": w.company["organizations"][0]["uuid"],
+            "products": [{"product": item, "warehouseCount": quantity}]})
+
+
+def _ledger_reserves(shop: Shop, order_id: int) -> dict[str, float]:
+    row = Ledger(shop.h.store).entries("customer_order", [str(order_id)]).loc[str(order_id)]
+    return json.loads(row["detail"])["reserves"]
+
+
+@pytest.mark.parametrize("mode", ["full", "available_only"])
+def test_R_MAIN_2_reload_reserves_a_line_added_to_a_transferred_order(shop: Shop, mode):
+    w = shop.world
+    chair = w.item("Стілець синій", "CH-1", stock=5)
+    table = w.item("Стіл дубовий", "TB-1", stock=5)
+    w.order(1, 1, [(1, 1, 500)])
+    shop.configure({"main": {"reload_orders": True, "reserve": mode}})
+    shop.load()
+    shop.sync()
+    mark = _logged(shop)
+
+    _add_line(shop, 1, 2, 2, 3000)
+    result = shop.sync()["orders"]
+
+    # the free stock read asks only for the item the kept reserve does not cover
+    assert [c["body"]["nomenclatureUuid"] for c in _stock_reads(_calls_since(shop, mark))] == [[table]]
+    assert result.orders_updated == 1
+    assert _reserves(shop.orders()[1]) == {chair: 1, table: 2}
+    assert shop.stock_row(chair)["available"] == 4 and shop.stock_row(table)["available"] == 3
+    assert _ledger_reserves(shop, 1) == {chair: 1, table: 2}
+    again = shop.sync()["orders"]
+    assert (again.orders_updated, again.unchanged) == (0, 1)
+    assert shop.stock_row(table)["available"] == 3
+
+
+def test_R_MAIN_2_available_only_reload_reserves_what_is_free_of_a_raised_quantity(shop: Shop):
+    w = shop.world
+    chair = w.item("Стілець синій", "CH-1", stock=3)
+    w.order(1, 1, [(1, 1, 500)])
+    w.order(2, 2, [(1, 1, 500)])
+    shop.configure({"main": {"reload_orders": True, "reserve": "available_only"}})
+    shop.load()
+    shop.sync()
+    assert shop.stock_row(chair)["available"] == 1
+
+    _patch(shop, 1, {"products": [{"offer_id": 1, "quantity": 4, "price": 500}]})
+    result = shop.sync()["orders"]
+
+    assert result.orders_updated == 1 and shop.issues() == {}
+    orders = shop.orders()
+    assert _reserves(orders[1]) == {chair: 2} and _reserves(orders[2]) == {chair: 1}  # kept 1 + the free 1
+    assert shop.stock_row(chair) | {"productId": None} == {
+        "productId": None, "article": "CH-1", "quantity": 3, "reserved": 3, "available": 0}
+
+
+def test_R_MAIN_2_full_mode_rewrite_waits_for_stock_for_the_added_line(shop: Shop):
+    """`full`: an order is only written with every line reserved, so a rewrite the stock cannot cover is
+    not made (the first version and its reserve stay; the status follows) until the goods arrive."""
+    w = shop.world
+    chair = w.item("Стілець синій", "CH-1", stock=5)
+    table = w.item("Стіл дубовий", "TB-1", stock=0)
+    w.order(1, 1, [(1, 1, 500)])
+    shop.configure({"main": {"reload_orders": True, "reserve": "full"}})
+    shop.load()
+    shop.sync()
+
+    _add_line(shop, 1, 2, 1, 3000)
+    _patch(shop, 1, {"status_id": IN_PROGRESS})
+    result = shop.sync()["orders"]
+
+    assert (result.orders_updated, result.statuses_updated) == (0, 1)  # R-STAT-1: the status still follows
+    assert shop.orders()[1]["status"] == w.ref("orderStatuses", "В роботі")
+    assert shop.issues() == {1: {"reserve_insufficient"}}
+    assert "short 1" in shop.issue_detail(1, "reserve_insufficient")
+    assert _reserves(shop.orders()[1]) == {chair: 1} and shop.stock_row(chair)["available"] == 4
+
+    _receive(shop, table, 1)
+    result = shop.sync()["orders"]
+
+    assert result.orders_updated == 1 and shop.issues() == {}
+    assert _reserves(shop.orders()[1]) == {chair: 1, table: 1}
+    assert shop.stock_row(table)["available"] == 0 and shop.stock_row(chair)["available"] == 4
+
+
+def test_R_MAIN_3_reload_and_new_orders_take_free_stock_earliest_placed_first(shop: Shop):
+    """Order 1 (placed 08:00, transferred) gets a table added; order 2 (placed 09:00, waiting for a table)
+    is still new: the one table that arrives goes to the earlier placed order."""
+    w = shop.world
+    chair = w.item("Стілець синій", "CH-1", stock=5)
+    table = w.item("Стіл дубовий", "TB-1", stock=0)
+    w.order(1, 1, [(1, 1, 500)], placed=at(8, 0))
+    w.order(2, 2, [(2, 1, 3000)], placed=at(9, 0))
+    shop.configure({"main": {"reload_orders": True, "reserve": "full"}})
+    shop.load()
+    shop.sync()
+    assert set(shop.orders()) == {1} and shop.issues() == {2: {"reserve_insufficient"}}
+
+    _receive(shop, table, 1)
+    _add_line(shop, 1, 2, 1, 3000)
+    result = shop.sync()["orders"]
+
+    assert (result.orders_updated, result.orders_created) == (1, 0)
+    assert set(shop.orders()) == {1} and _reserves(shop.orders()[1]) == {chair: 1, table: 1}
+    assert shop.issues() == {2: {"reserve_insufficient"}}
+    assert shop.stock_row(table)["available"] == 0
