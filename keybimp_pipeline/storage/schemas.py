@@ -1,6 +1,8 @@
 """pandera schemas of the staged tables (R-ORCH-4).
 
 Validation is lazy and row-wise: the rows that fail are quarantined with the reason, the rest go on.
+Every check is vectorised (text columns are pandas ``string`` dtype, so neither the dtype check nor the
+length checks call Python per value): staging validates a whole backfill range, a million orders, at once.
 An order with one bad line is quarantined whole — a customer order missing a line would be wrong money.
 """
 
@@ -17,7 +19,7 @@ STAGED_ORDERS = pa.DataFrameSchema(
         "status_id": pa.Column("Int64", nullable=False),
         "created_at": pa.Column("datetime64[ns, UTC]", nullable=False),
         "updated_at": _TS,
-        "currency": pa.Column(str, pa.Check.str_length(3, 3)),
+        "currency": pa.Column("string", pa.Check.str_length(3, 3)),
         "grand_total_kop": pa.Column("Int64", pa.Check.ge(0), nullable=False),
         "discount_kop": pa.Column("Int64", pa.Check.ge(0), nullable=False),
         "shipping_price_kop": pa.Column("Int64", pa.Check.ge(0), nullable=False),
@@ -32,8 +34,8 @@ STAGED_LINES = pa.DataFrameSchema(
         "quantity": pa.Column("float64", [pa.Check.gt(0), pa.Check.lt(1e7)], nullable=False),
         "price_kop": pa.Column("Int64", pa.Check.ge(0), nullable=False),
         "line_discount_kop": pa.Column("Int64", pa.Check.ge(0), nullable=False),
-        "name": pa.Column(str, pa.Check.str_length(1, 1000), nullable=True),
-        "sku": pa.Column(str, pa.Check.str_length(0, 255), nullable=True),
+        "name": pa.Column("string", pa.Check.str_length(1, 1000), nullable=True),
+        "sku": pa.Column("string", pa.Check.str_length(0, 255), nullable=True),
     },
     checks=[pa.Check(lambda df: df["sku"].notna() | df["offer_id"].notna() | df["name"].notna(),
                      element_wise=False, error="line has neither offer, sku nor name")],
@@ -44,7 +46,7 @@ STAGED_PAYMENTS = pa.DataFrameSchema(
     {
         "payment_id": pa.Column("int64", unique=True),
         "amount_kop": pa.Column("Int64", pa.Check.ge(0), nullable=False),
-        "status": pa.Column(str, nullable=True),
+        "status": pa.Column("string", nullable=True),
     },
     name="staged_payments",
 )
