@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid as uuidlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -207,35 +207,52 @@ class OrderWriter:
         self._contracts: dict[str, tuple[str, str | None]] = {}
 
     # ---- catalogue records -------------------------------------------------------------------
-    def _ensure_counterparty(self, create_key: str, data: dict) -> str:
-        entry = self.ledger.entries("counterparty", [create_key])
-        if len(entry) and entry["state"].iloc[0] == DONE:
+    def _ensure(self, entity: str, create_key: str, data: dict, body: dict, external: str,
+                find: Callable[..., list[dict]], create: Callable[[dict], str], counter: str,
+                then: Callable[[str], None] | None = None) -> str:
+        """A catalogue record the rules decided to create, created once: the ledger holds it; a pending row
+        (a killed run) is first looked up in Bimp by the record's `integration` external id.  `then` runs
+        on the record before the ledger marks it done (so a failure there is retried)."""
+        entry = self.ledger.entries(entity, [create_key])
+        state = entry["state"].iloc[0] if len(entry) else None
+        if state == DONE:
             return entry["bimp_uuid"].iloc[0]
-        external = f"{self.store.integration}:keycrm-buyer-{create_key}"  # per integration (R-CONN-4)
+        body = {**body, "integration": {"system": KEYBIMP_SYSTEM, "externalId": external}}
+        phash = payload_hash(body)
+        uuid = None
+        if state == PENDING:  # a killed run may have created it already
+            found = find(system=KEYBIMP_SYSTEM, external_id=external)
+            uuid = found[0]["uuid"] if found else None
+        if uuid is None:
+            self.ledger.pending(entity, create_key, phash, data)
+            uuid = create(body)
+            setattr(self.result, counter, getattr(self.result, counter) + 1)
+        if then is not None:
+            then(uuid)
+        self.ledger.done(entity, create_key, uuid, phash, data)
+        return uuid
+
+    def _ensure_counterparty(self, create_key: str, data: dict) -> str:
         body = {"name": data.get("name") or "Покупець KeyCRM", "isCustomer": True, "isSupplier": False,
-                "isSoleProprietor": False, "integration": {"system": KEYBIMP_SYSTEM, "externalId": external}}
+                "isSoleProprietor": False}
         if data.get("phone"):
             body["phoneNumber"] = data["phone"]
         if data.get("email"):
             body["email"] = data["email"]
-        phash = payload_hash(body)
-        uuid = None
-        if len(entry) and entry["state"].iloc[0] == PENDING:  # a killed run may have created it already
-            found = self.bimp.counterparties(system=KEYBIMP_SYSTEM, external_id=external)
-            uuid = found[0]["uuid"] if found else None
-        if uuid is None:
-            self.ledger.pending("counterparty", create_key, phash, data)
-            uuid = self.bimp.create_counterparty(body)
-            self.result.counterparties_created += 1
-        if data.get("buyer_id") is not None:
+
+        def save_buyer_id(uuid: str) -> None:
+            if data.get("buyer_id") is None:
+                return
             try:
                 self.bimp.save_external_id(uuid, external_id_source(self.store.integration), str(data["buyer_id"]))
             except BimpBusinessError as err:
                 # the buyer already has a counterparty (R-CUST-4: a changed phone splits the history);
                 # the `id` search keeps finding the first one, as documented
                 log.info("buyer %s keeps its first counterparty's external id: %s", data["buyer_id"], err.reason)
-        self.ledger.done("counterparty", create_key, uuid, phash, data)
-        return uuid
+
+        external = f"{self.store.integration}:keycrm-buyer-{create_key}"  # per integration (R-CONN-4)
+        return self._ensure("counterparty", create_key, data, body, external, self.bimp.counterparties,
+                            self.bimp.create_counterparty, "counterparties_created", save_buyer_id)
 
     def _contract_for(self, counterparty_uuid: str) -> tuple[str | None, str | None]:
         """The counterparty's contract (uuid, currency code); created from the defaults when it has none."""
@@ -279,28 +296,15 @@ class OrderWriter:
         return result
 
     def _ensure_product(self, create_key: str, data: dict) -> str:
-        entry = self.ledger.entries("product", [create_key])
-        if len(entry) and entry["state"].iloc[0] == DONE:
-            return entry["bimp_uuid"].iloc[0]
-        external = f"{self.store.integration}:keycrm-offer-{create_key}"  # per integration (R-CONN-4)
         body = {"type": "goods", "name": data["name"] or data.get("sku") or f"KeyCRM {create_key}",
-                "unitOfMeasurementUuid": self.resolved.unit,
-                "integration": {"system": KEYBIMP_SYSTEM, "externalId": external}}
+                "unitOfMeasurementUuid": self.resolved.unit}
         if data.get("sku"):
             body["article"] = data["sku"]
         if self.resolved.new_products_group:
             body["group"] = self.resolved.new_products_group
-        phash = payload_hash(body)
-        uuid = None
-        if len(entry) and entry["state"].iloc[0] == PENDING:
-            found = self.bimp.nomenclature(system=KEYBIMP_SYSTEM, external_id=external)
-            uuid = found[0]["uuid"] if found else None
-        if uuid is None:
-            self.ledger.pending("product", create_key, phash, data)
-            uuid = self.bimp.create_nomenclature(body)
-            self.result.products_created += 1
-        self.ledger.done("product", create_key, uuid, phash, data)
-        return uuid
+        external = f"{self.store.integration}:keycrm-offer-{create_key}"  # per integration (R-CONN-4)
+        return self._ensure("product", create_key, data, body, external, self.bimp.nomenclature,
+                            self.bimp.create_nomenclature, "products_created")
 
     # ---- documents ---------------------------------------------------------------------------
     def _find_order_by_number(self, doc_number: str, comment: str) -> str | None:
