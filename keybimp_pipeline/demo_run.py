@@ -76,7 +76,8 @@ def main() -> int:
         for shop in ("demo-shop", "demo-shop-2"):  # new integrations are paused (R-CONN-5)
             subprocess.call(keybimp + ["start", shop], env=env)
         first = "2026-09-01"
-        print(f"\nsyncing demo-shop from {first} (every day partition, recorded in $DAGSTER_HOME) …", flush=True)
+        print(f"\nsyncing demo-shop from {first}: one run over every day partition (one KeyCRM listing, each step "
+              "once over the range), recorded in $DAGSTER_HOME …", flush=True)
         code = subprocess.call(keybimp + ["sync", "demo-shop", "--from", first, "--quiet"], env=env)
         recent = "2026-11-18"
         print(f"\nsyncing the last two weeks again (from {recent}): nothing changed in KeyCRM, so the summary "

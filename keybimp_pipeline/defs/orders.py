@@ -12,6 +12,7 @@ through the days in order.  In a ranged run every partition's materialisation ca
 """
 
 
+import dataclasses
 from collections import Counter
 from datetime import date
 
@@ -25,7 +26,12 @@ from keybimp_pipeline.sync.documents import DOCUMENT_ENTITIES, write_documents
 from keybimp_pipeline.sync.extract import extract_days
 from keybimp_pipeline.sync.issues import markdown_table, open_issues
 from keybimp_pipeline.sync.match import match_days
-from keybimp_pipeline.sync.orders import EXTERNAL_ID_SOURCE, derive_customer_orders, write_customer_orders
+from keybimp_pipeline.sync.orders import (
+    EXTERNAL_ID_SOURCE,
+    Derived,
+    derive_customer_orders_days,
+    write_customer_orders,
+)
 from keybimp_pipeline.sync.resolve import Resolved, resolve
 from keybimp_pipeline.sync.stage import stage_days
 
@@ -44,6 +50,13 @@ def resolved_settings(keybimp: Keybimp, name: str) -> Resolved:
     if resolved.problems:
         raise dg.Failure("settings do not resolve against Bimp:\n" + "\n".join(resolved.problems))
     return resolved
+
+
+def _of_day(derived: Derived, day: date) -> Derived:
+    """A range's derivation with the orders and document lines of one day (all the document writer reads)."""
+    orders = derived.orders[pd.to_datetime(derived.orders["day"]).dt.date == day]
+    return dataclasses.replace(derived, orders=orders, lines=derived.lines[derived.lines["order_id"].isin(
+        orders["order_id"])])
 
 
 def _span(runs: dict[str, list[date]]) -> dict:
@@ -215,10 +228,11 @@ def build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
         saved_all = []
         for name, days in runs.items():
             store, settings, resolved = keybimp.store(name), keybimp.integration(name), resolved_settings(keybimp, name)
+            # the customer orders are written: derive the range once; each day's writer takes its own lines
+            derived = derive_customer_orders_days(store, days, settings, resolved)
             with keybimp.bimp(name) as bimp:
                 for day in days:
-                    derived = derive_customer_orders(store, day, settings, resolved)
-                    r, saved = write_documents(store, day, settings, resolved, bimp, derived)
+                    r, saved = write_documents(store, day, settings, resolved, bimp, _of_day(derived, day))
                     created.update(r.created)
                     updated.update(r.updated)
                     cancelled += r.cancelled

@@ -24,7 +24,9 @@ past the moment the read started and never behind its previous cursor.  Pages ar
 neither listing ever loses a member while it is read (`ordered_at` does not change, an update only
 moves `updated_at` forward, new orders get higher ids): a change during the paging can only push an
 order already read onto the next page (read twice, de-duplicated), never pull an unread one back onto
-a page already read — the same as for one day, only the pages are fuller.
+a page already read — the same as for one day, only the pages are fuller.  A long range is written as it
+is read, `CHUNK` orders at a time (the upsert keeps the newer copy of an order written twice, as the
+de-duplication would); the cursors are written last, so a read cut short moves no cursor.
 
 KeyCRM's `created_between` filter matches `ordered_at`, so the partition day is the shop-local day of
 `ordered_at` (falling back to `created_at` when a source leaves it empty).
@@ -46,6 +48,7 @@ from keybimp_pipeline.storage.db import Store, transaction
 from keybimp_pipeline.sync.days import day_bounds, local_day
 
 OVERLAP = timedelta(minutes=2)
+CHUNK = 2_000  # orders read before they are written: a long range never sits in memory whole
 
 
 class OrderSource(Protocol):
@@ -74,6 +77,29 @@ class ExtractResult:
     incremental: bool
     listings: int = 1
     by_day: dict[date, int] = field(default_factory=dict)  # orders stored per day
+
+
+def _upsert(con, integration: str, orders: dict[int, dict], day_of: dict[int, date], fetched_at: datetime) -> None:
+    """Insert or replace the orders in `raw_orders`, keeping a stored copy that is newer than the one read."""
+    if not orders:
+        return
+    ids = list(orders)
+    frame = pd.DataFrame({
+        "integration": integration,
+        "order_id": pd.Series(ids, dtype="int64"),
+        "day": pd.Series([day_of[i] for i in ids], dtype="object"),
+        "updated_at": pd.Series([orders[i].get("updated_at") for i in ids], dtype="datetime64[ns, UTC]"),
+        "fetched_at": fetched_at,
+        "payload": [json.dumps(orders[i], default=_json_default, ensure_ascii=False) for i in ids],
+    })
+    con.register("incoming", frame)
+    con.execute("""
+        INSERT OR REPLACE INTO raw_orders
+        SELECT i.integration, i.order_id, i.day::DATE, i.updated_at, i.fetched_at, i.payload::JSON
+        FROM incoming i LEFT JOIN raw_orders r
+          ON r.integration = i.integration AND r.order_id = i.order_id
+        WHERE r.order_id IS NULL OR r.updated_at IS NULL OR i.updated_at >= r.updated_at""")
+    con.unregister("incoming")
 
 
 def consecutive_runs(days: Iterable[date]) -> list[list[date]]:
@@ -121,9 +147,32 @@ def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: st
                                            updated_between=(min(cursors.values()) - OVERLAP, far)))
 
     wanted_set = set(wanted)
-    newest: dict[int, dict] = {}
-    day_of: dict[int, date] = {}
+    newest: dict[int, dict] = {}  # the orders read and not yet written (at most CHUNK)
+    day_of: dict[int, date] = {}  # every order stored by this read, with its day
+    marks: dict[date, datetime] = {}  # per day, the newest updated_at read
     fetched = 0
+    fetched_at = now or datetime.now(UTC)
+    flushes = 0
+    floor = datetime.min.replace(tzinfo=UTC)
+
+    def flush(cursor_rows: pd.DataFrame | None = None) -> None:
+        nonlocal flushes
+        with store.connect() as con, transaction(con):
+            if full_refresh and flushes == 0:
+                # the days are read anew: their old rows go, and so do their cursors until this read is complete
+                # (a read cut short then leaves the next one a full read, never an incremental one over a gap)
+                for table in ("raw_orders", "fetch_cursors"):
+                    con.execute(f"DELETE FROM {table} WHERE integration=? AND day IN (SELECT UNNEST(?::DATE[]))",
+                                [store.integration, wanted])
+            _upsert(con, store.integration, newest, day_of, fetched_at)
+            if cursor_rows is not None:
+                con.register("cursors", cursor_rows)
+                con.execute("INSERT OR REPLACE INTO fetch_cursors "
+                            "SELECT integration, day::DATE, high_water, fetched_at FROM cursors")
+                con.unregister("cursors")
+        newest.clear()
+        flushes += 1
+
     for pages in listings:  # lazily: each listing is requested only when its turn comes
         for page in pages:
             for order in page:
@@ -133,18 +182,18 @@ def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: st
                 if day not in wanted_set:
                     continue  # another day owns it (a gap in the span, or the vendor's filter disagrees)
                 seen = newest.get(order["id"])
-                floor = datetime.min.replace(tzinfo=UTC)
-                if seen is None or (order.get("updated_at") or floor) >= (seen.get("updated_at") or floor):
+                updated = order.get("updated_at")
+                if seen is None or (updated or floor) >= (seen.get("updated_at") or floor):
                     newest[order["id"]] = order
                     day_of[order["id"]] = day
-    fetched_at = now or datetime.now(UTC)
+                if updated is not None and (day not in marks or updated > marks[day]):
+                    marks[day] = updated
+            if len(newest) >= CHUNK:
+                # a long range is written as it is read: memory stays bounded.  Writing an order twice (a page
+                # shift repeats it in the next chunk) keeps the newer copy, exactly as de-duplicating here would
+                flush()
 
-    marks: dict[date, datetime | None] = {}
-    for order_id, order in newest.items():
-        updated = order.get("updated_at")
-        day = day_of[order_id]
-        if updated is not None and (marks.get(day) is None or updated > marks[day]):
-            marks[day] = updated
+    high_waters: dict[date, datetime | None] = {}
     for day in wanted:
         mark = marks.get(day)
         if mark is not None and mark > started:
@@ -155,41 +204,13 @@ def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: st
         cursor = cursors.get(day)
         if cursor is not None and (mark is None or cursor > mark):
             mark = cursor
-        marks[day] = mark
-
-    ids = list(newest)
-    frame = pd.DataFrame({
-        "integration": store.integration,
-        "order_id": pd.Series(ids, dtype="int64"),
-        "day": pd.Series([day_of[i] for i in ids], dtype="object"),
-        "updated_at": pd.Series([newest[i].get("updated_at") for i in ids], dtype="datetime64[ns, UTC]"),
-        "fetched_at": fetched_at,
-        "payload": [json.dumps(newest[i], default=_json_default, ensure_ascii=False) for i in ids],
-    })
-    cursor_rows = pd.DataFrame({
+        high_waters[day] = mark
+    flush(pd.DataFrame({
         "integration": store.integration, "day": pd.Series(wanted, dtype="object"),
-        "high_water": pd.Series([marks[d] for d in wanted], dtype="datetime64[ns, UTC]"),
-        "fetched_at": fetched_at})
-    with store.connect() as con, transaction(con):
-        if full_refresh:
-            con.execute("DELETE FROM raw_orders WHERE integration=? AND day IN (SELECT UNNEST(?))",
-                        [store.integration, wanted])
-        if len(frame):
-            con.register("incoming", frame)
-            # keep the stored copy when it is newer than what this (overlapping) read returned
-            con.execute("""
-                INSERT OR REPLACE INTO raw_orders
-                SELECT i.integration, i.order_id, i.day::DATE, i.updated_at, i.fetched_at, i.payload::JSON
-                FROM incoming i LEFT JOIN raw_orders r
-                  ON r.integration = i.integration AND r.order_id = i.order_id
-                WHERE r.order_id IS NULL OR r.updated_at IS NULL OR i.updated_at >= r.updated_at""")
-            con.unregister("incoming")
-        con.register("cursors", cursor_rows)
-        con.execute("INSERT OR REPLACE INTO fetch_cursors SELECT integration, day::DATE, high_water, fetched_at "
-                    "FROM cursors")
-        con.unregister("cursors")
+        "high_water": pd.Series([high_waters[d] for d in wanted], dtype="datetime64[ns, UTC]"),
+        "fetched_at": fetched_at}))
     stored_per_day = Counter(day_of.values())
     by_day = {d: stored_per_day.get(d, 0) for d in wanted}
-    high_water = max((m for m in marks.values() if m is not None), default=None)
-    return ExtractResult(fetched=fetched, stored=len(frame), high_water=high_water, incremental=bool(cursors),
+    high_water = max((m for m in high_waters.values() if m is not None), default=None)
+    return ExtractResult(fetched=fetched, stored=len(day_of), high_water=high_water, incremental=bool(cursors),
                          listings=len(listings), by_day=by_day)

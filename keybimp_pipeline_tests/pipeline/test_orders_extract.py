@@ -201,7 +201,9 @@ def test_R_ORCH_2_a_range_is_one_listing_split_into_shop_local_days(range_shop: 
     assert set(_cursors(range_shop)) == {d.isoformat() for d in RANGE}  # a cursor per day, as one-day reads keep
 
 
-def test_R_ORCH_2_a_range_reads_the_same_orders_and_cursors_as_day_by_day(range_shop: Shop, tmp_path):
+@pytest.mark.parametrize("chunk", [2_000, 7])
+def test_R_ORCH_2_a_range_reads_the_same_orders_and_cursors_as_day_by_day(range_shop: Shop, chunk, monkeypatch):
+    monkeypatch.setattr("keybimp_pipeline.sync.extract.CHUNK", chunk)  # 7: written in chunks as it is read
     _extract_range(range_shop)
     by_range, cursors = _stored_days(range_shop), _cursors(range_shop)
     with range_shop.h.store.connect() as con:
@@ -266,7 +268,10 @@ class _RangeChangesWhilePaging:
                 _patch(self.shop, 85, {"status_id": IN_PROGRESS})  # Nov 3, on the page still to read
 
 
-def test_R_ORCH_3_an_order_updated_while_paging_a_range_arrives_at_the_latest_on_the_next_sync(range_shop: Shop):
+@pytest.mark.parametrize("chunk", [2_000, 7])
+def test_R_ORCH_3_an_order_updated_while_paging_a_range_arrives_at_the_latest_on_the_next_sync(range_shop: Shop,
+                                                                                               chunk, monkeypatch):
+    monkeypatch.setattr("keybimp_pipeline.sync.extract.CHUNK", chunk)
     _extract_range(range_shop)
     range_shop.keycrm_server.post("/__admin/clock", {"now": at(12, day="2026-11-03")})
     # the window starts at Nov 1's cursor (order 91, 21:30) − overlap: 62 orders, two pages (31..80, 81..92)
