@@ -110,9 +110,6 @@ class Harness:
     def issues(self) -> pd.DataFrame:
         return open_issues(self.store)
 
-    def ledger(self, entity: str) -> pd.DataFrame:
-        return self.store.query("SELECT * FROM ledger WHERE integration=? AND entity=?", [self.name, entity])
-
     def bimp_company(self) -> dict:
         state = self.bimp_server.state()
         return state["companies"][0]
