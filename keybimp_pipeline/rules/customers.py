@@ -160,18 +160,30 @@ def _existing_keys(counterparties: pd.DataFrame, external_ids: pd.DataFrame, spa
     return keys.drop_duplicates(["space", "key", "uuid"]).reset_index(drop=True)
 
 
+def _by_pos(b: pd.DataFrame, column: str, missing: str) -> np.ndarray:
+    """`column` of the buyers as an object array indexed by placement position (missing → `missing`)."""
+    values = b[column].astype(object).where(b[column].notna(), missing).to_numpy(dtype=object)
+    out = np.empty(len(b), dtype=object)
+    out[b["pos"].to_numpy("int64")] = values
+    return out
+
+
 def _shown(slots: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
-    """Human text of what a slot searched for: `phone +380…`, `name 'Анна' and phone +380…`."""
-    pos = slots["pos"].to_numpy()
-    name = b.set_index("pos")["full_name"].astype("string").reindex(pos).fillna("").to_numpy()
-    phone = b.set_index("pos")["k_phone"].astype("string").reindex(pos).fillna("no phone").to_numpy()
-    name = pd.Series(name, index=slots.index, dtype="string")
-    phone = pd.Series(phone, index=slots.index, dtype="string")
-    crit = slots["criterion"]
-    text = crit.map(_LABEL).astype("string") + " " + slots["key"].astype("string")
-    text = text.mask(crit.eq("name"), "name '" + name + "'")
-    text = text.mask(crit.eq(_NP), "name '" + name + "' and phone " + phone)
-    return text
+    """Human text of what a slot searched for: `phone +380…`, `name 'Анна' and phone +380…`.
+
+    Object arrays throughout (one C-level string concatenation per element, no per-row Python call):
+    this runs on every order that creates a counterparty, most of a backfill."""
+    crit = slots["criterion"].to_numpy(dtype=object)
+    text = slots["criterion"].map(_LABEL).to_numpy(dtype=object) + " " + slots["key"].astype(str).to_numpy(
+        dtype=object)
+    is_name, is_np = crit == "name", crit == _NP
+    if is_name.any() or is_np.any():
+        pos = slots["pos"].to_numpy("int64")
+        name = _by_pos(b, "full_name", "")[pos]
+        phone = _by_pos(b, "k_phone", "no phone")[pos]
+        text[is_name] = "name '" + name[is_name] + "'"
+        text[is_np] = "name '" + name[is_np] + "' and phone " + phone[is_np]
+    return pd.Series(text, index=slots.index, dtype=object)
 
 
 def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external_ids: pd.DataFrame,
@@ -210,10 +222,23 @@ def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external
     spaces = {s for s in slots} | ({"phone"} if _NP in slots else set())
     bs = _buyer_slots(b, slots)
     existing = _existing_keys(counterparties, external_ids, spaces, settings.strict_names)
-    stats = (existing.groupby(["space", "key"], sort=False)
-             .agg(n=("uuid", "nunique"), uuid=("uuid", "first")).reset_index())
-    bs = bs.merge(stats, on=["space", "key"], how="left")
-    bs["n"] = bs["n"].fillna(0).astype(int)
+    # (space, key) pairs as integers: every lookup below is then an integer map, not a string merge
+    space_code = {space: i for i, space in enumerate(sorted(spaces | {"id", "phone"}))}
+    key_codes, key_uniques = pd.factorize(bs["key"].to_numpy())
+    key_index = pd.Index(key_uniques)
+
+    def pair_code(frame: pd.DataFrame, codes: np.ndarray | None = None) -> np.ndarray:
+        """space × key as one int64 (-1 for a key no buyer slot has: nothing can meet it)."""
+        codes = key_index.get_indexer(frame["key"].to_numpy()) if codes is None else codes
+        paired = codes.astype("int64") * len(space_code) + frame["space"].map(space_code).to_numpy("int64")
+        return np.where(codes < 0, -1, paired)
+
+    bs["pair"] = pair_code(bs, key_codes)
+    existing_pair = pair_code(existing)
+    known = existing.assign(pair=existing_pair)[existing_pair >= 0]
+    stats = known.groupby("pair", sort=False).agg(n=("uuid", "nunique"), uuid=("uuid", "first"))
+    bs["n"] = bs["pair"].map(stats["n"]).fillna(0).astype(int).to_numpy()
+    bs["uuid"] = bs["pair"].map(stats["uuid"]).to_numpy()
 
     pos_order_id = b.set_index("pos")["order_id"]
     searchable = pd.Index(bs["pos"].unique())
@@ -224,16 +249,22 @@ def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external
     follow = pd.DataFrame({"prio": [], "cpos": [], "criterion": []}).rename_axis("pos")
     creators = potential
     if settings.allow_create and len(potential):
-        open_slots = bs[bs["n"].eq(0)][["pos", "prio", "criterion", "space", "key"]]
+        open_slots = bs[bs["n"].eq(0)][["pos", "prio", "criterion", "pair"]]
         cand = _record_keys(b[b["pos"].isin(potential)], spaces, "pos")
         cand["key"] = cand["key"].astype(str)
+        cand["pair"] = pair_code(cand)
+        cand = cand[cand["pair"] >= 0]
         # the run of each position: creators are followed only within their own run
         run_codes = (pd.factorize(pd.Series(run).to_numpy())[0] if run is not None
                      else np.zeros(n_orders, dtype="int64"))
         run_of_pos = np.empty(n_orders, dtype="int64")
         run_of_pos[b["pos"].to_numpy()] = run_codes
-        open_slots = open_slots.assign(run=run_of_pos[open_slots["pos"].to_numpy().astype("int64")])
-        cand["run"] = run_of_pos[cand["pos"].to_numpy().astype("int64")]
+        runs = int(run_codes.max()) + 1 if n_orders else 1
+        open_slots = open_slots.assign(
+            code=open_slots["pair"].to_numpy() * runs + run_of_pos[open_slots["pos"].to_numpy().astype("int64")])
+        cand = pd.DataFrame({"pos": cand["pos"].to_numpy(),
+                             "code": cand["pair"].to_numpy() * runs
+                             + run_of_pos[cand["pos"].to_numpy().astype("int64")]})
         for _ in range(n_orders + 1):
             follow = _followers(open_slots, cand[cand["pos"].isin(creators)])
             new_creators = potential.difference(follow.index)
@@ -290,10 +321,13 @@ def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external
 
 
 def _followers(open_slots: pd.DataFrame, creator_keys: pd.DataFrame) -> pd.DataFrame:
-    """For each order: its highest-priority open slot that meets an EARLIER creator's value."""
-    first = creator_keys.groupby(["space", "key", "run"], sort=False)["pos"].min().rename("cpos").reset_index()
-    hits = open_slots.merge(first, on=["space", "key", "run"], how="inner")
-    hits = hits[hits["cpos"] < hits["pos"]]
+    """For each order: its highest-priority open slot that meets an EARLIER creator's value (same run).
+
+    ``code`` is the (space, key, run) triple as one integer in both frames."""
+    first = creator_keys.groupby("code", sort=False)["pos"].min()
+    cpos = open_slots["code"].map(first)
+    hits = open_slots.assign(cpos=cpos)[cpos.notna().to_numpy() & (cpos < open_slots["pos"]).to_numpy()]
+    hits = hits.assign(cpos=hits["cpos"].astype("int64"))
     hits = hits.sort_values(["pos", "prio"]).drop_duplicates("pos")
     return hits.set_index("pos")[["prio", "cpos", "criterion"]]
 
@@ -332,15 +366,20 @@ def _not_found_detail(positions: pd.Index, bs: pd.DataFrame, b: pd.DataFrame) ->
     rows = bs[bs["pos"].isin(positions)].sort_values(["pos", "prio"])
     if rows.empty:
         return pd.Series([], dtype=object, index=positions)
-    shown = _shown(rows, b)
-    # join per order without a per-group Python call: at most four slots, so one column per priority
-    joined = pd.Series(pd.NA, index=positions, dtype="string")
-    for prio in sorted(rows["prio"].unique()):
-        at = rows["prio"].eq(prio)
-        part = pd.Series(shown[at].to_numpy(), index=rows.loc[at, "pos"].to_numpy(), dtype="string")
-        part = part.reindex(positions)
-        joined = joined.where(part.isna(), (joined + ", " + part).fillna(part))
-    return ("no counterparty found by " + joined).astype(object)
+    shown = _shown(rows, b).to_numpy(dtype=object)
+    # join per order without a per-group Python call: rows are sorted by (pos, prio), so an order's slots are
+    # consecutive; a running join per slot position within the order (at most four slots)
+    pos = rows["pos"].to_numpy("int64")
+    rank = rows.groupby("pos", sort=False).cumcount().to_numpy()
+    slot_of = pd.Index(positions).get_indexer(pos)
+    joined = np.full(len(positions), None, dtype=object)
+    for r in range(int(rank.max()) + 1):
+        at = rank == r
+        joined[slot_of[at]] = shown[at] if r == 0 else joined[slot_of[at]] + ", " + shown[at]
+    has = pd.notna(joined)
+    out = np.full(len(positions), pd.NA, dtype=object)
+    out[has] = "no counterparty found by " + joined[has]
+    return pd.Series(out, index=positions, dtype=object)
 
 
 def _create_detail(positions: pd.Index, bs: pd.DataFrame, ambiguous: pd.DataFrame, existing: pd.DataFrame,
