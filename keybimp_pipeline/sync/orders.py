@@ -22,7 +22,7 @@ import pandas as pd
 
 from keybimp_pipeline.clients.bimp import BimpBusinessError
 from keybimp_pipeline.rules.customers import counterparties_to_create
-from keybimp_pipeline.rules.documents import document_lines, format_bimp_datetime
+from keybimp_pipeline.rules.documents import document_lines
 from keybimp_pipeline.rules.issues import IssueCode
 from keybimp_pipeline.rules.reserves import compute_reserves
 from keybimp_pipeline.storage.db import Store
@@ -96,10 +96,14 @@ _IN_DAYS = "integration=? AND day IN (SELECT UNNEST(?::DATE[]))"
 
 def _derive(store: Store, days: list[date], integration, resolved: Resolved) -> Derived:
     params = [store.integration, days]
-    orders = store.query(f"SELECT * FROM stg_orders WHERE {_IN_DAYS} ORDER BY created_at, order_id", params)
+    # the document date (Bimp's local "YYYY-MM-DDTHH:MM:SS") formatted by DuckDB: per-row strftime in pandas
+    # was a tenth of deriving a million orders
+    orders = store.query("SELECT *, strftime(timezone(?, created_at), '%Y-%m-%dT%H:%M:%S') AS _doc_date "
+                         f"FROM stg_orders WHERE {_IN_DAYS} ORDER BY created_at, order_id",
+                         [integration.timezone, *params])
     lines = store.query(f"SELECT * FROM stg_order_lines WHERE {_IN_DAYS} ORDER BY order_id, line_no", params)
-    customers = store.query(f"SELECT * FROM matched_customers WHERE {_IN_DAYS}", params)
-    products = store.query(f"SELECT * FROM matched_products WHERE {_IN_DAYS}", params)
+    customers = store.query(f"SELECT * FROM matched_customers WHERE {_IN_DAYS} ORDER BY order_id", params)
+    products = store.query(f"SELECT * FROM matched_products WHERE {_IN_DAYS} ORDER BY order_id, line_no", params)
     issues: list[pd.DataFrame] = []
 
     # R-ORCH-4/5: a quarantined order is not written either; it gets its sync issue with the reason
@@ -109,8 +113,8 @@ def _derive(store: Store, days: list[date], integration, resolved: Resolved) -> 
     issues.append(_issues(quarantined.assign(code=IssueCode.ORDER_INVALID.value)))
 
     # R-STAT-2: unmapped status → not created (retried when mapped)
-    orders["bimp_status_uuid"] = orders["status_id"].map(lambda s: resolved.statuses.get(int(s)) if pd.notna(s)
-                                                         else None)
+    status_ids = orders["status_id"].dropna().unique()  # looked up once per distinct status
+    orders["bimp_status_uuid"] = orders["status_id"].map({s: resolved.statuses.get(int(s)) for s in status_ids})
     unmapped = orders[orders["bimp_status_uuid"].isna()]
     issues.append(_issues(pd.DataFrame({
         "order_id": unmapped["order_id"], "code": IssueCode.STATUS_NOT_MAPPED.value,
@@ -185,8 +189,7 @@ def _derive(store: Store, days: list[date], integration, resolved: Resolved) -> 
             "detail": "shipping " + (shipped["shipping_price_kop"] / 100).map("{:.2f}".format) + " UAH"}))],
             ignore_index=True)
     ok_orders["cancelled"] = ok_orders["status_id"].isin(resolved.cancelled_status_ids)
-    ok_orders["doc_date"] = format_bimp_datetime(
-        ok_orders["created_at"].dt.tz_convert(integration.timezone).dt.tz_localize(None))
+    ok_orders["doc_date"] = ok_orders.pop("_doc_date")  # = format_bimp_datetime(local created_at)
     return Derived(orders=ok_orders.reset_index(drop=True),
                    lines=doc_lines.sort_values(["order_id", "line_no"]).reset_index(drop=True),
                    issues=all_issues.reset_index(drop=True),

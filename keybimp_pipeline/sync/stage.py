@@ -173,8 +173,16 @@ class StageResult:
 
 
 def _utc(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """UTC timestamps in the schemas' unit (nanoseconds; DuckDB gives microseconds).  A timestamp beyond the
+    nanosecond range (after 2262) keeps its unit: its column then fails the dtype check as a whole (reported
+    without a row, so nothing is quarantined for it), as before this conversion."""
     for col in cols:
-        frame[col] = pd.to_datetime(frame[col], utc=True)
+        values = pd.to_datetime(frame[col], utc=True)
+        try:
+            values = values.astype("datetime64[ns, UTC]")
+        except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+            pass
+        frame[col] = values
     return frame
 
 
