@@ -73,6 +73,14 @@ CREATE TABLE IF NOT EXISTS integration_state (
 _INITIALISED: set[Path] = set()  # files whose schema this process has already ensured
 
 
+def memory_limit() -> str:
+    """DuckDB's memory limit: $KEYBIMP_DUCKDB_MEMORY (e.g. `4GB`), else 1.5 GB."""
+    value = os.environ.get("KEYBIMP_DUCKDB_MEMORY", "1.5GB").strip()
+    if not value.replace(".", "").replace(" ", "").isalnum():
+        raise ValueError(f"KEYBIMP_DUCKDB_MEMORY must look like 1.5GB, got {value!r}")
+    return value
+
+
 def data_dir() -> Path:
     """Where DuckDB files live: $KEYBIMP_DATA, else ./data (git-ignored)."""
     path = Path(os.environ.get("KEYBIMP_DATA", "data")).resolve()
@@ -113,6 +121,9 @@ class Store:
             con = duckdb.connect(str(self.path))
             try:
                 con.execute("SET TimeZone = 'UTC'")
+                # DuckDB's own memory (its cache of the file's blocks, intermediate results) stays bounded, so
+                # a backfill of a million orders fits a laptop; beyond it DuckDB spills to <file>.tmp
+                con.execute(f"SET memory_limit = '{memory_limit()}'")
                 if self.path not in _INITIALISED:
                     con.execute(SCHEMA)
                     _INITIALISED.add(self.path)
