@@ -30,9 +30,12 @@ ui: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # The UI as a person sees it: Debian's Chromium (apt) driven by playwright-core (npm, lock file committed).
-# Needs apt, so CI runs it from .ci/run after `make test`, never inside it.
+# Needs apt (as root), so CI runs it from .ci/run after `make test`, never inside it.  Its own emulators,
+# DAGSTER_HOME and data in a temporary folder, free ports; screenshots in screenshots/ (git-ignored).
+APT_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v npm),,nodejs npm)
 browser-test: install
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@if [ -n "$(strip $(APT_PACKAGES))" ]; then apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; fi
 	cd e2e-browser && npm ci --no-audit --no-fund --loglevel=error
 	cd e2e-browser && node --test --test-reporter=spec ui.test.mjs
 
