@@ -1,8 +1,9 @@
 """Requests: Bimp calls per created document, per document type, and what a re-run with nothing changed costs.
 
 A child process syncs every day of the demo shop (N orders) through the very steps the Dagster assets call,
-in their order (extract → reference → stage → match → resolve → customer orders → payments → sales →
-returns/refunds), against both emulators, counting the Bimp client's requests per path around each phase.
+as one run over the whole range does (extract the range in one listing → reference → stage the range →
+resolve → per day: customer orders (matching inside) → payments → sales → returns/refunds), against both
+emulators, counting the Bimp client's requests per path around each phase.
 Then it syncs the same days again with nothing changed in KeyCRM and counts every request of both
 systems, split into reads and writes.
 
@@ -44,11 +45,11 @@ def sync_all(settings, store, keycrm, bimp, phases: dict[str, Counter], created:
     """Every demo day through the pipeline's steps; Bimp requests per phase accumulate in `phases`."""
     from keybimp_pipeline.sync import reference
     from keybimp_pipeline.sync.documents import DOCUMENT_ENTITIES, DocumentWriter
-    from keybimp_pipeline.sync.extract import extract_day
+    from keybimp_pipeline.sync.extract import extract_days
     from keybimp_pipeline.sync.issues import open_issues, save_issues
     from keybimp_pipeline.sync.orders import EXTERNAL_ID_SOURCE, write_customer_orders
     from keybimp_pipeline.sync.resolve import resolve
-    from keybimp_pipeline.sync.stage import stage_day
+    from keybimp_pipeline.sync.stage import stage_days
 
     def phase(name: str, fn, *args):
         before = Counter(bimp.request_counts)
@@ -56,15 +57,16 @@ def sync_all(settings, store, keycrm, bimp, phases: dict[str, Counter], created:
         phases.setdefault(name, Counter()).update(Counter(bimp.request_counts) - before)
         return out
 
-    for day in demo_days():
-        extract_day(store, keycrm, day, settings.timezone)
-        if not reference.is_fresh(store, "keycrm"):
-            reference.refresh_keycrm(store, keycrm)
-        if not reference.is_fresh(store, "bimp"):
-            phase("reference", lambda: reference.refresh_bimp(store, bimp, external_id_source=EXTERNAL_ID_SOURCE))
-        stage_day(store, day, strict_names=settings.customers.strict_names)
-        resolved = resolve(store, settings)
-        assert not resolved.problems, resolved.problems
+    days = demo_days()
+    extract_days(store, keycrm, days, settings.timezone)
+    if not reference.is_fresh(store, "keycrm"):
+        reference.refresh_keycrm(store, keycrm)
+    if not reference.is_fresh(store, "bimp"):
+        phase("reference", lambda: reference.refresh_bimp(store, bimp, external_id_source=EXTERNAL_ID_SOURCE))
+    stage_days(store, days, strict_names=settings.customers.strict_names)
+    resolved = resolve(store, settings)
+    assert not resolved.problems, resolved.problems
+    for day in days:
         derived, result, _ = phase("customer_order", write_customer_orders, store, day, settings, resolved, bimp)
         created["customer_order"] += result.orders_created
         created["customer_order_updated"] += result.orders_updated + result.statuses_updated \
@@ -110,6 +112,7 @@ def run(keycrm_url: str, bimp_url: str, directory: Path) -> dict:
                 "phases": {name: {**_bucket(c), "by_path": dict(c)} for name, c in phases.items()},
                 "created": dict(created)}
     out["days"] = len(demo_days())
+    out["ranged"] = True  # extract and staging over the whole range at once, the writers day by day
     return out
 
 
