@@ -13,6 +13,7 @@ through the days in order.  In a ranged run every partition's materialisation ca
 
 
 import dataclasses
+import warnings
 from collections import Counter
 from datetime import date
 
@@ -68,6 +69,12 @@ def _span(runs: dict[str, list[date]]) -> dict:
 
 
 def build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
+    with warnings.catch_warnings():  # `backfill_policy` is "beta" in 1.13; said once here, not on every load
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _build_order_assets(partitions_def)
+
+
+def _build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
     @dg.asset(
         name="keycrm_orders_raw", group_name=RAW, partitions_def=partitions_def, kinds={"keycrm", "duckdb"},
         backfill_policy=ONE_RUN,
