@@ -180,29 +180,34 @@ def measure(directory: Path) -> dict:
     started, cpu = time.perf_counter(), cpu_seconds()
     steps: dict[str, float] = {}
     cpu_steps: dict[str, float] = {}
+    peak_after: dict[str, float] = {}  # the process's high-water mark once each step is done (where it peaks)
 
     def timed(name: str, fn, *args, **kw):
         t0, c0 = time.perf_counter(), cpu_seconds()
         out = fn(*args, **kw)
         steps[name], cpu_steps[name] = time.perf_counter() - t0, cpu_seconds() - c0
+        peak_after[name] = peak_rss_mib()
         return out
 
     resolved = timed("resolve", resolve, store, settings)
     assert not resolved.problems, resolved.problems
     staged = timed("stage", stage_days, store, days, strict_names=settings.customers.strict_names)
     customers, products = timed("match", match_days, store, days, settings)
-    derived = timed("derive", derive_customer_orders_days, store, days, settings, resolved)
     counts = {"staged_orders": staged.orders, "lines": staged.lines, "quarantined": staged.quarantined,
-              "derived_orders": len(derived.orders), "issues": len(derived.issues),
               "customers_to_create": int((customers["outcome"] == "create").sum()),
               "items_to_create": int((products["outcome"] == "create").sum())}
+    del customers, products  # as between the Dagster assets: each step's frames are gone before the next
+    derived = timed("derive", derive_customer_orders_days, store, days, settings, resolved)
+    counts.update(derived_orders=len(derived.orders), issues=len(derived.issues))
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    return {"seconds": seconds, "cpu_s": cpu, "steps": steps, "cpu_steps": cpu_steps, "days": len(days),
+    return {"seconds": seconds, "cpu_s": cpu, "steps": steps, "cpu_steps": cpu_steps, "peak_mib_after": peak_after,
+            "days": len(days),
             "peak_mib": peak_rss_mib(), "baseline_mib": rss_before, **counts}
 
 
 def check(orders: int, directory: Path) -> dict:
-    """Staging the wire-form payload gives the same tables as staging extract.py's normalised form."""
+    """Staging the wire-form payload gives the same tables as staging extract.py's normalised form; and the range
+    functions `measure` times give the tables and derivation of the per-day path (`range_equals_days`)."""
     import json
 
     import orjson
@@ -232,8 +237,55 @@ def check(orders: int, directory: Path) -> dict:
                         for t in ("stg_orders", "stg_order_lines", "stg_buyers", "stg_payments")}
     for table, frame in tables["wire"].items():
         pd.testing.assert_frame_equal(frame, tables["stored"][table], check_dtype=False)
-    return {"orders": orders, "identical": True,
+    ranged = range_equals_days(directory / "wire", directory / "ranged")
+    return {"orders": orders, "identical": True, "range_equals_days": ranged,
             "rows": {t: len(f) for t, f in tables["wire"].items()}}
+
+
+RANGE_TABLES = ("stg_orders", "stg_order_lines", "stg_buyers", "stg_payments", "quarantine", "matched_customers",
+                "matched_products")
+
+
+def range_equals_days(source: Path, directory: Path) -> dict:
+    """What `measure` times (the range functions over all days) gives the tables and derivation of the per-day
+    path (`stage_day` → `match_day` → `derive_customer_orders` day by day), on a copy of the store in `source`."""
+    from keybimp_pipeline.storage.db import Store
+    from keybimp_pipeline.sync.match import match_day, match_days
+    from keybimp_pipeline.sync.orders import derive_customer_orders, derive_customer_orders_days
+    from keybimp_pipeline.sync.resolve import resolve
+    from keybimp_pipeline.sync.stage import stage_day, stage_days
+
+    out = {}
+    for mode in ("days", "range"):
+        sub = directory / mode
+        sub.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / f"{INTEGRATION}.duckdb", sub / f"{INTEGRATION}.duckdb")
+        settings, store = _settings(sub), Store(INTEGRATION, sub)
+        days = [d.date() if hasattr(d, "date") else d for d in
+                store.query("SELECT DISTINCT day FROM raw_orders ORDER BY day")["day"]]
+        resolved = resolve(store, settings)
+        if mode == "days":
+            parts = []
+            for day in days:
+                stage_day(store, day, strict_names=settings.customers.strict_names)
+                match_day(store, day, settings)
+                parts.append(derive_customer_orders(store, day, settings, resolved))
+            derived = {k: pd.concat([getattr(p, k) for p in parts], ignore_index=True)
+                       for k in ("orders", "lines", "issues", "customers")}
+        else:
+            stage_days(store, days, strict_names=settings.customers.strict_names)
+            match_days(store, days, settings)
+            whole = derive_customer_orders_days(store, days, settings, resolved)
+            derived = {k: getattr(whole, k) for k in ("orders", "lines", "issues", "customers")}
+        tables = {t: store.query(f"SELECT * EXCLUDE (seen_at) FROM {t} ORDER BY ALL" if t == "quarantine"
+                                 else f"SELECT * FROM {t} ORDER BY ALL") for t in RANGE_TABLES}
+        for k, frame in derived.items():
+            text = frame.astype(object).where(frame.notna(), None).astype(str)
+            tables[f"derived_{k}"] = text.sort_values(list(text.columns)).reset_index(drop=True)
+        out[mode] = tables
+    for name, frame in out["days"].items():
+        pd.testing.assert_frame_equal(out["range"][name][frame.columns], frame)
+    return {name: len(frame) for name, frame in out["days"].items()}
 
 
 def main() -> None:

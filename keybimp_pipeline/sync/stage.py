@@ -39,7 +39,7 @@ ORDER_STRUCT = {
     "client_id": _V, "buyer": {"id": _V, "full_name": _V, "phone": _V, "email": _V}, "status_id": _V,
     "source_id": _V, "ordered_at": _V, "created_at": _V, "updated_at": _V, "status_changed_at": _V,
     "closed_at": _V, "shipping": {"shipping_date_actual": _V, "shipping_date": _V}, "grand_total": _V,
-    "discount_amount": _V, "shipping_price": _V, "payment_status": _V, "_invalid": "JSON",
+    "discount_amount": _V, "shipping_price": _V, "payment_status": _V,
     "products": [LINE_STRUCT], "payments": [PAYMENT_STRUCT]}
 
 
@@ -56,14 +56,14 @@ def _transform_type(fields) -> object:
 # staged table is then read from this struct: on a million 4 KB orders the parse is most of staging's time.
 PARSED_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _stage_parsed AS
-SELECT integration, day, order_id, o, o.products AS products, o.payments AS payments
+SELECT integration, day, order_id, o, o.products AS products, o.payments AS payments, maybe_invalid
 FROM (SELECT integration, day, order_id,
-             json_transform(payload, '{json.dumps(_transform_type(ORDER_STRUCT))}') AS o
+             json_transform(payload, '{json.dumps(_transform_type(ORDER_STRUCT))}') AS o,
+             contains(CAST(payload AS VARCHAR), '"_invalid"') AS maybe_invalid
       FROM raw_orders WHERE integration = $1 AND day IN (SELECT UNNEST($2::DATE[])))
 """
 
 ORDERS_SQL = f"""
-CREATE OR REPLACE TEMP TABLE _stage_orders AS
 SELECT r.integration, r.day, r.order_id,
   TRY_CAST(COALESCE(o.client_id, o.buyer.id) AS BIGINT) AS buyer_id,
   TRY_CAST(o.status_id AS BIGINT) AS status_id,
@@ -85,7 +85,6 @@ LEFT JOIN (SELECT id, extra->>'currency_code' AS alias FROM reference
 """
 
 LINES_SQL = f"""
-CREATE OR REPLACE TEMP TABLE _stage_lines AS
 SELECT integration, day, order_id, line_no,
   TRY_CAST(COALESCE(l.offer.id, l.offer_id) AS BIGINT) AS offer_id,
   TRY_CAST(l.offer.product_id AS BIGINT) AS product_id,
@@ -129,7 +128,7 @@ WHERE COALESCE(TRY_CAST(p.is_expense AS BOOLEAN), false) = false
 # Orders whose shape is broken before any column can be typed: fields the client could not read (it sets
 # `_invalid`), lines or payments that are not lists, a buyer that is not an object.  Quarantined with the
 # reason, never a failed partition.  Only orders whose parsed struct leaves the question open (no products
-# or payments list, no buyer field, `_invalid` present) are looked at again in the raw JSON.
+# or payments list, no buyer field, the text `"_invalid"` in the payload) are looked at again in the raw JSON.
 SHAPE_SQL = """
 SELECT day, order_id, reason FROM (
   SELECT day, order_id,
@@ -142,7 +141,7 @@ SELECT day, order_id, reason FROM (
   FROM (SELECT day, order_id, payload, json_type(payload, ['$.products', '$.payments', '$.buyer', '$._invalid']) AS t
         FROM raw_orders WHERE integration = $1 AND order_id IN (
           SELECT order_id FROM _stage_parsed
-          WHERE o IS NULL OR o.products IS NULL OR o.payments IS NULL OR o._invalid IS NOT NULL
+          WHERE o IS NULL OR o.products IS NULL OR o.payments IS NULL OR maybe_invalid
              OR (o.buyer.id IS NULL AND o.buyer.full_name IS NULL AND o.buyer.phone IS NULL
                  AND o.buyer.email IS NULL))))
 WHERE reason <> ''
@@ -150,11 +149,12 @@ ORDER BY order_id
 """
 
 # what pandera validates (R-ORCH-4): only the columns the schemas check, in the order the rows are reported
+_IN_DAYS = "integration = $1 AND day IN (SELECT UNNEST($2::DATE[]))"
 VALIDATE_SQL = {
     "order": "SELECT day, order_id, status_id, created_at, updated_at, currency, grand_total_kop, discount_kop, "
-             "shipping_price_kop FROM _stage_orders ORDER BY order_id",
+             f"shipping_price_kop FROM stg_orders WHERE {_IN_DAYS} ORDER BY order_id",
     "order_line": "SELECT day, order_id, line_no, offer_id, sku, name, quantity, price_kop, line_discount_kop "
-                  "FROM _stage_lines ORDER BY order_id, line_no",
+                  f"FROM stg_order_lines WHERE {_IN_DAYS} ORDER BY order_id, line_no",
     "payment": "SELECT day, order_id, payment_id, amount_kop, status FROM _stage_payments "
                "ORDER BY order_id, payment_id",
 }
@@ -205,80 +205,80 @@ def _stage_days(store: Store, days: list[date], strict_names: bool) -> StageResu
     with store.connect() as con:
         params = [store.integration, days]
         con.execute(PARSED_SQL, params)
-        con.execute(ORDERS_SQL, [store.integration])
-        for sql in (LINES_SQL, BUYERS_SQL, PAYMENTS_SQL):
-            con.execute(sql)
+        con.execute(BUYERS_SQL)
+        con.execute(PAYMENTS_SQL)
         shapes = con.execute(SHAPE_SQL, [store.integration]).df()
-        frames = {entity: con.execute(sql).df() for entity, sql in VALIDATE_SQL.items()}
-        con.execute("DROP TABLE _stage_parsed")
         normalised = _normalised_buyers(con, strict_names)
-
-        frames["order"] = _utc(frames["order"], ["created_at", "updated_at"])
-        for entity, cols in _INT64.items():
-            for col in cols:
-                frames[entity][col] = frames[entity][col].astype("Int64")
-        for entity, cols in _STRING.items():
-            for col in cols:
-                frames[entity][col] = frames[entity][col].astype("string")
-        frames["order_line"]["quantity"] = frames["order_line"]["quantity"].astype("float64")
-        frames["order_line"]["line_no"] = frames["order_line"]["line_no"].astype("int64")
-        payments = frames["payment"]
-
-        bad = []
-        for schema, entity in ((STAGED_ORDERS, "order"), (STAGED_LINES, "order_line"),
-                               (STAGED_PAYMENTS, "payment")):
-            frame = frames[entity]
-            reasons = failing_rows(schema, frame)
-            if len(reasons):
-                bad.append(pd.DataFrame({"day": frame.loc[reasons.index, "day"].to_numpy(),
-                                         "order_id": frame.loc[reasons.index, "order_id"].to_numpy(),
-                                         "entity": entity, "reason": reasons["reason"].to_numpy()}))
-        if len(shapes):
-            bad.append(pd.DataFrame({"day": shapes["day"].to_numpy(), "order_id": shapes["order_id"].to_numpy(),
-                                     "entity": "order", "reason": shapes["reason"].to_numpy()}))
-        payments_missing_id = payments["payment_id"].isna()
-        if payments_missing_id.any():
-            bad.append(pd.DataFrame({"day": payments.loc[payments_missing_id, "day"].to_numpy(),
-                                     "order_id": payments.loc[payments_missing_id, "order_id"].to_numpy(),
-                                     "entity": "payment", "reason": "payment without id"}))
-        del frames, payments
-        quarantine = (pd.concat(bad, ignore_index=True) if bad
-                      else pd.DataFrame(columns=["day", "order_id", "entity", "reason"]))
-        quarantine = quarantine.drop_duplicates(["order_id", "entity"])
-        quarantine = quarantine.assign(integration=store.integration, seen_at=datetime.now(UTC))
-        bad_ids = pd.DataFrame({"order_id": quarantine["order_id"].dropna().astype("int64").unique()})
-
-        # the staged rows are written from the typed temp tables inside DuckDB; quarantined orders left out
-        con.register("_stage_bad", bad_ids)
-        keep = "WHERE order_id NOT IN (SELECT order_id FROM _stage_bad)"
-        counts = {}
         with transaction(con):
-            for table, temp, select in (
-                ("stg_orders", "_stage_orders", "*"),
-                ("stg_order_lines", "_stage_lines", "*"),
-                ("stg_buyers", "_stage_buyers", _BUYER_COLUMNS),
-                ("stg_payments", "_stage_payments", "*"),
-            ):
-                con.execute(f"DELETE FROM {table} WHERE integration = ? AND day IN (SELECT UNNEST(?::DATE[]))",
-                            params)
-                source = f"{temp} {_BUYER_JOINS}" if table == "stg_buyers" else temp
-                where = keep.replace("order_id", f"{temp}.order_id", 1) if table == "stg_buyers" else keep
-                counts[table] = con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM {source} {where}"
-                                            ).fetchone()[0]
-            con.execute("DELETE FROM quarantine WHERE integration = ? AND day IN (SELECT UNNEST(?::DATE[]))", params)
+            for table in ("stg_orders", "stg_order_lines", "stg_buyers", "stg_payments", "quarantine"):
+                con.execute(f"DELETE FROM {table} WHERE {_IN_DAYS}", params)
+            # orders, lines and buyers go straight into their tables (no key can clash there); the rare
+            # quarantined order is deleted again below.  Payments wait: a missing or repeated payment id
+            # would break the table's key, so they are inserted once validated.
+            con.execute(f"INSERT INTO stg_orders BY NAME {ORDERS_SQL}", [store.integration])
+            con.execute(f"INSERT INTO stg_order_lines BY NAME {LINES_SQL}")
+            con.execute(f"INSERT INTO stg_buyers BY NAME SELECT {_BUYER_COLUMNS} FROM _stage_buyers {_BUYER_JOINS}")
+            con.execute("DROP TABLE _stage_parsed")
+            con.execute("DROP TABLE _stage_buyers")
+            quarantine = _quarantine(con, params, shapes, store.integration)
+            bad_ids = pd.DataFrame({"order_id": quarantine["order_id"].dropna().astype("int64").unique()})
+            con.register("_stage_bad", bad_ids)
+            if len(bad_ids):
+                for table in ("stg_orders", "stg_order_lines", "stg_buyers"):
+                    con.execute(f"DELETE FROM {table} WHERE {_IN_DAYS} AND order_id IN (SELECT order_id FROM "
+                                "_stage_bad)", params)
+            con.execute("INSERT INTO stg_payments BY NAME SELECT * FROM _stage_payments "
+                        "WHERE order_id NOT IN (SELECT order_id FROM _stage_bad)")
             if len(quarantine):
                 con.register("_stage_quarantine", quarantine)
                 con.execute("INSERT INTO quarantine (integration, day, entity, order_id, reason, seen_at) "
                             "SELECT integration, day, entity, order_id, reason, seen_at FROM _stage_quarantine")
                 con.unregister("_stage_quarantine")
+            counts = {table: con.execute(f"SELECT count(*) FROM {table} WHERE {_IN_DAYS}", params).fetchone()[0]
+                      for table in ("stg_orders", "stg_order_lines", "stg_payments")}
         con.unregister("_stage_bad")
-        for temp in ("_stage_orders", "_stage_lines", "_stage_buyers", "_stage_payments"):
-            con.execute(f"DROP TABLE {temp}")
+        con.execute("DROP TABLE _stage_payments")
         for name in normalised:
             con.unregister(name)
     return StageResult(orders=counts["stg_orders"], lines=counts["stg_order_lines"],
                        payments=counts["stg_payments"], quarantined=len(bad_ids),
                        quarantine_sample=quarantine.head(10))
+
+
+def _quarantine(con, params: list, shapes: pd.DataFrame, integration: str) -> pd.DataFrame:
+    """The quarantine rows of the staged days: pandera's failures (R-ORCH-4), broken shapes, payments without
+    an id; one row per (order, entity), the first reason in row order."""
+    frames = {entity: con.execute(sql, params if "$1" in sql else []).df() for entity, sql in VALIDATE_SQL.items()}
+    frames["order"] = _utc(frames["order"], ["created_at", "updated_at"])
+    for entity, cols in _INT64.items():
+        for col in cols:
+            frames[entity][col] = frames[entity][col].astype("Int64")
+    for entity, cols in _STRING.items():
+        for col in cols:
+            frames[entity][col] = frames[entity][col].astype("string")
+    frames["order_line"]["quantity"] = frames["order_line"]["quantity"].astype("float64")
+    frames["order_line"]["line_no"] = frames["order_line"]["line_no"].astype("int64")
+    payments = frames["payment"]
+    bad = []
+    for schema, entity in ((STAGED_ORDERS, "order"), (STAGED_LINES, "order_line"), (STAGED_PAYMENTS, "payment")):
+        frame = frames[entity]
+        reasons = failing_rows(schema, frame)
+        if len(reasons):
+            bad.append(pd.DataFrame({"day": frame.loc[reasons.index, "day"].to_numpy(),
+                                     "order_id": frame.loc[reasons.index, "order_id"].to_numpy(),
+                                     "entity": entity, "reason": reasons["reason"].to_numpy()}))
+    if len(shapes):
+        bad.append(pd.DataFrame({"day": shapes["day"].to_numpy(), "order_id": shapes["order_id"].to_numpy(),
+                                 "entity": "order", "reason": shapes["reason"].to_numpy()}))
+    payments_missing_id = payments["payment_id"].isna()
+    if payments_missing_id.any():
+        bad.append(pd.DataFrame({"day": payments.loc[payments_missing_id, "day"].to_numpy(),
+                                 "order_id": payments.loc[payments_missing_id, "order_id"].to_numpy(),
+                                 "entity": "payment", "reason": "payment without id"}))
+    quarantine = (pd.concat(bad, ignore_index=True) if bad
+                  else pd.DataFrame(columns=["day", "order_id", "entity", "reason"]))
+    quarantine = quarantine.drop_duplicates(["order_id", "entity"])
+    return quarantine.assign(integration=integration, seen_at=datetime.now(UTC))
 
 
 _BUYER_COLUMNS = ("_stage_buyers.integration, _stage_buyers.day, _stage_buyers.order_id, buyer_id, "
