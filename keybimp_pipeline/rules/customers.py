@@ -206,11 +206,9 @@ def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external
     out = pd.DataFrame({
         "order_id": buyers["order_id"].to_numpy(),
         "buyer_id": buyers["buyer_id"].astype("Int64").array,
-        "outcome": [None] * n_orders, "counterparty_uuid": [None] * n_orders,
-        "matched_by": [None] * n_orders, "create_key": [None] * n_orders,
-        "code": [None] * n_orders, "detail": [None] * n_orders,
-    }).astype({"outcome": object, "counterparty_uuid": object, "matched_by": object, "create_key": object,
-               "code": object, "detail": object})
+        **{col: np.full(n_orders, None, dtype=object)
+           for col in ("outcome", "counterparty_uuid", "matched_by", "create_key", "code", "detail")},
+    })
     if settings.fill_for_all:  # R-CUST-1
         out["outcome"] = "default"
         out["counterparty_uuid"] = settings.default_customer
@@ -265,12 +263,18 @@ def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external
         cand = pd.DataFrame({"pos": cand["pos"].to_numpy(),
                              "code": cand["pair"].to_numpy() * runs
                              + run_of_pos[cand["pos"].to_numpy().astype("int64")]})
+        chains = _Chains(open_slots, cand)
+        is_potential = np.zeros(n_orders, dtype=bool)
+        is_potential[potential.to_numpy("int64")] = True
+        is_creator = is_potential.copy()
         for _ in range(n_orders + 1):
-            follow = _followers(open_slots, cand[cand["pos"].isin(creators)])
-            new_creators = potential.difference(follow.index)
-            if new_creators.equals(creators):
+            follow = chains.followers(is_creator)
+            now = is_potential.copy()
+            now[follow.index.to_numpy("int64")] = False
+            if np.array_equal(now, is_creator):
                 break
-            creators = new_creators
+            is_creator = now
+        creators = pd.Index(np.flatnonzero(is_creator))
         # an order with an existing hit may still meet an earlier new counterparty at a higher priority
         follow = follow[~follow.index.isin(exist_hit.index)
                         | (follow["prio"] < exist_hit["prio"].reindex(follow.index).fillna(len(slots)))]
@@ -320,16 +324,38 @@ def match_customers(buyers: pd.DataFrame, counterparties: pd.DataFrame, external
     return out
 
 
-def _followers(open_slots: pd.DataFrame, creator_keys: pd.DataFrame) -> pd.DataFrame:
-    """For each order: its highest-priority open slot that meets an EARLIER creator's value (same run).
+class _Chains:
+    """Which orders follow an EARLIER creator's new counterparty, for any set of creators (the fixed point's
+    step).  ``code`` is the (space, key, run) triple as one integer in both frames.  Sorted once; each step is
+    a few linear passes over arrays (no sort, no join of a million rows)."""
 
-    ``code`` is the (space, key, run) triple as one integer in both frames."""
-    first = creator_keys.groupby("code", sort=False)["pos"].min()
-    cpos = open_slots["code"].map(first)
-    hits = open_slots.assign(cpos=cpos)[cpos.notna().to_numpy() & (cpos < open_slots["pos"]).to_numpy()]
-    hits = hits.assign(cpos=hits["cpos"].astype("int64"))
-    hits = hits.sort_values(["pos", "prio"]).drop_duplicates("pos")
-    return hits.set_index("pos")[["prio", "cpos", "criterion"]]
+    def __init__(self, open_slots: pd.DataFrame, creator_keys: pd.DataFrame) -> None:
+        code = creator_keys["code"].to_numpy("int64")
+        pos = creator_keys["pos"].to_numpy("int64")
+        order = np.lexsort((pos, code))
+        self.code_sorted, self.pos_sorted = code[order], pos[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = self.code_sorted[1:] != self.code_sorted[:-1]
+        self.code_id = np.cumsum(first) - 1  # dense id of each sorted row's code
+        self.n_codes = int(first.sum())
+        self.slots = open_slots
+        self.slot_code = pd.Index(self.code_sorted[first]).get_indexer(open_slots["code"].to_numpy("int64"))
+        self.slot_pos = open_slots["pos"].to_numpy("int64")
+
+    def followers(self, is_creator: np.ndarray) -> pd.DataFrame:
+        """For each order: its highest-priority open slot that meets an earlier creator's value (same run)."""
+        mine = is_creator[self.pos_sorted]
+        ids, pos = self.code_id[mine], self.pos_sorted[mine]
+        first = np.ones(len(ids), dtype=bool)
+        first[1:] = ids[1:] != ids[:-1]  # rows are sorted by (code, pos): the first of a code is the earliest
+        never = np.iinfo(np.int64).max
+        earliest = np.full(self.n_codes + 1, never, dtype=np.int64)  # the extra last slot: "no such code"
+        earliest[ids[first]] = pos[first]
+        cpos = earliest[np.where(self.slot_code >= 0, self.slot_code, self.n_codes)]
+        keep = cpos < self.slot_pos
+        hits = self.slots[keep].assign(cpos=cpos[keep])
+        hits = hits.sort_values(["pos", "prio"]).drop_duplicates("pos")
+        return hits.set_index("pos")[["prio", "cpos", "criterion"]]
 
 
 def _candidates_text(keys: pd.DataFrame, existing: pd.DataFrame, counterparties: pd.DataFrame) -> pd.Series:
