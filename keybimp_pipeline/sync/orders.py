@@ -117,7 +117,8 @@ def _derive(store: Store, days: list[date], integration, resolved: Resolved) -> 
     orders = store.query("SELECT *, strftime(timezone(?, created_at), '%Y-%m-%dT%H:%M:%S') AS _doc_date "
                          f"FROM stg_orders WHERE {_IN_DAYS} ORDER BY created_at, order_id",
                          [integration.timezone, *params])
-    lines = store.query(f"SELECT * FROM stg_order_lines WHERE {_IN_DAYS} ORDER BY order_id, line_no", params)
+    lines = store.query("SELECT order_id, line_no, offer_id, sku, name, quantity, price_kop, line_discount_kop "
+                        f"FROM stg_order_lines WHERE {_IN_DAYS} ORDER BY order_id, line_no", params)
     # a decision's detail is read only where it is an issue's text (a rejection): for a million orders the
     # "a new counterparty is created" texts alone took ~0.3 GB and nothing downstream reads them
     customers = store.query("SELECT * REPLACE (CASE WHEN code IS NOT NULL THEN detail END AS detail) "
