@@ -88,13 +88,15 @@ def _obj(values: pd.Series) -> pd.Series:
 def _prepared_buyers(buyers: pd.DataFrame, strict: bool) -> pd.DataFrame:
     """Buyers with comparison keys and their placement position (earliest first decides)."""
     b = buyers.reset_index(drop=True).copy()
-    b["_row"] = range(len(b))
+    b["_row"] = np.arange(len(b))
     b["buyer_id"] = b["buyer_id"].astype("Int64")
     placed = pd.to_datetime(b["placed_at"], utc=True)
-    order = pd.DataFrame({"placed": placed, "order_id": b["order_id"], "row": b["_row"]})
-    order = order.sort_values(["placed", "order_id", "row"], kind="stable")
-    b["pos"] = 0
-    b.loc[order.index, "pos"] = range(len(order))
+    # placement order: placed_at (missing last), then order id, then row — one lexsort of integer keys
+    placed_key = placed.to_numpy("int64", na_value=np.iinfo(np.int64).max)
+    order = np.lexsort((b["_row"].to_numpy(), b["order_id"].to_numpy(), placed_key))
+    pos = np.empty(len(b), dtype="int64")
+    pos[order] = np.arange(len(b))
+    b["pos"] = pos
     b["k_id"] = b["buyer_id"].astype("string")
     b["k_phone"] = normalize_phone(b["phone"])  # idempotent on E.164; guards against raw input
     b["k_email"] = normalize_email(b["email"])
