@@ -143,8 +143,10 @@ def bench_transform(sizes=TRANSFORM_SIZES) -> dict:
         built = run_child("benchmarks.transform", ["build", "--orders", str(n), "--dir", str(directory)],
                           timeout=7200)
         say(f"[transform] {n:,} orders: built in {built['seconds']:.0f} s (cached={built['cached']}); measuring …")
+        load = [round(x, 2) for x in os.getloadavg()]
         result = run_child("benchmarks.transform", ["measure", "--dir", str(directory)], timeout=7200)
         result["build"] = built
+        result["load_avg"] = load  # as this size started: the machine is shared, wall time depends on it
         out[str(n)] = result
         steps = result["steps"]
         say(f"[transform] {n:,}: {result['seconds']:.1f} s (stage {steps['stage']:.1f}, match {steps['match']:.1f}, "
@@ -303,14 +305,15 @@ def render(results: dict) -> str:
     if tr:
         lines += ["## 3. Transform: staging + matching + derivation (API time excluded)", "",
                   _when(tr, m['date']), "",
-                  "| orders | days | wall s | CPU s | stage s | match s | derive s | peak MiB | derived orders |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| orders | days | wall s | CPU s | stage s | match s | derive s | peak MiB | derived orders | load |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for key in (k for k in tr if k.isdigit()):
             r = tr[key]
             s = r["steps"]
+            load = r.get("load_avg")
             lines.append(f"| {int(key):,} | {r['days']} | {_f(r['seconds'])} | {_f(r.get('cpu_s'))} | "
                          f"{_f(s['stage'])} | {_f(s['match'])} | {_f(s['derive'])} | {_f(r['peak_mib'], 0)} | "
-                         f"{r['derived_orders']:,} |")
+                         f"{r['derived_orders']:,} | {load[0] if load else '–'} |")
         exps = tr.get("exponents", {})
         lines += ["", "Scaling exponent (log t₂/t₁ ÷ log n₂/n₁): " + ", ".join(
             f"{k.replace('->', ' → ')}: {v:.2f}" for k, v in exps.items()) + " (goal ≤ 1.1).", ""]
