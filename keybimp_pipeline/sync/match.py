@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import date
 
 import pandas as pd
@@ -90,56 +91,66 @@ _PRODUCT_COLUMNS = ["integration", "day", "order_id", "line_no", "outcome", "nom
 def _match_days(store: Store, days: list[date], settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     ledger = Ledger(store)
     params = [store.integration, days]
-    buyers = store.query(f"SELECT * FROM stg_buyers WHERE {_IN_DAYS} ORDER BY day, order_id", params)
-    buyers["buyer_id"] = buyers["buyer_id"].astype("Int64")
-    buyers["placed_at"] = pd.to_datetime(buyers["placed_at"], utc=True)
-    counterparties, external_ids = bimp_counterparties(store, ledger)
-    customers = match_customers(buyers, counterparties, external_ids, settings.customers, run=buyers["day"])
-    customers = customers.assign(integration=store.integration, day=buyers["day"].to_numpy())
-    store.replace_days("matched_customers", days, customers[[
-        "integration", "day", "order_id", "buyer_id", "outcome", "counterparty_uuid", "matched_by", "create_key",
-        "code", "detail"]])
-    products = _match_lines(store, days, settings, ledger)
+    items, created_items = bimp_items(store, ledger)
+    with store.connect() as con, ThreadPoolExecutor(max_workers=1) as pool:
+        # products are matched mostly inside DuckDB (which releases the GIL) on a cursor of their own, while
+        # customers are matched in pandas on this thread: the two use both cores
+        cursor = con.cursor()
+        lines_done = pool.submit(_match_lines, cursor, store.integration, days, settings, items, created_items)
+        try:
+            buyers = store.query(f"SELECT * FROM stg_buyers WHERE {_IN_DAYS} ORDER BY day, order_id", params)
+            buyers["buyer_id"] = buyers["buyer_id"].astype("Int64")
+            buyers["placed_at"] = pd.to_datetime(buyers["placed_at"], utc=True)
+            counterparties, external_ids = bimp_counterparties(store, ledger)
+            customers = match_customers(buyers, counterparties, external_ids, settings.customers,
+                                        run=buyers["day"])
+            customers = customers.assign(integration=store.integration, day=buyers["day"].to_numpy())
+            store.replace_days("matched_customers", days, customers[[
+                "integration", "day", "order_id", "buyer_id", "outcome", "counterparty_uuid", "matched_by",
+                "create_key", "code", "detail"]])
+            products = lines_done.result()
+        finally:
+            wait([lines_done])
+            cursor.close()
     return customers, products
 
 
-def _match_lines(store: Store, days: list[date], settings, ledger: Ledger) -> pd.DataFrame:
-    """Matched products of the days' lines, decided once per DISTINCT (offer, SKU, name).
+def _match_lines(con, integration: str, days: list[date], settings, items: pd.DataFrame,
+                 created_items: pd.DataFrame) -> pd.DataFrame:
+    """Matched products of the days' lines, decided once per DISTINCT (offer, SKU, name), stored and returned.
 
     A line's decision depends on nothing but its offer, SKU and name (and, for a line with none of them, its
     own position: `line-<order>-<line>`), so the rules run on the few thousand distinct combinations of a
-    million lines; the decisions reach the lines by a join inside DuckDB."""
-    params = [store.integration, days]
-    with store.connect() as con:
-        con.execute("CREATE OR REPLACE TEMP TABLE _match_keys AS SELECT (row_number() OVER () - 1) AS gid, * FROM "
-                    f"(SELECT DISTINCT offer_id, sku, name FROM stg_order_lines WHERE {_IN_DAYS})", params)
-        keys = con.execute("SELECT gid, offer_id, sku, name FROM _match_keys ORDER BY gid").df()
-        keys["offer_id"] = keys["offer_id"].astype("Int64")
-        items, created_items = bimp_items(store, ledger)
-        decided = match_products(
-            pd.DataFrame({"order_id": keys["gid"].to_numpy("int64"), "line_no": 0, "offer_id": keys["offer_id"],
-                          "sku": keys["sku"], "name": keys["name"]}),
-            items, created_items, settings.products)
-        decided = decided.assign(gid=keys["gid"].to_numpy("int64"))
-        # a line with no offer, SKU or name gets a key of its own line (products.py `_create_keys`)
-        own_key = decided["create_key"].astype("string").str.startswith("line-").fillna(False).to_numpy(bool)
-        decided["own_key"] = own_key
-        con.register("_match_decided", decided.drop(columns=["order_id", "line_no"]))
-        lines = f"""
-            SELECT l.integration, l.day, l.order_id, l.line_no, d.outcome, d.nomenclature_uuid,
-                   CASE WHEN d.own_key THEN 'line-' || l.order_id || '-' || l.line_no ELSE d.create_key END
-                     AS create_key, d.code, d.detail
-            FROM stg_order_lines l JOIN _match_keys k ON {_SAME_LINE_KEY} JOIN _match_decided d ON d.gid = k.gid
-            WHERE l.{_IN_DAYS.replace(" day IN", " l.day IN")}"""
-        with transaction(con):
-            con.execute(f"DELETE FROM matched_products WHERE {_IN_DAYS}", params)
-            con.execute(f"INSERT INTO matched_products ({', '.join(_PRODUCT_COLUMNS)}) {lines}", params)
-        # the returned frame: positions of the lines (integers only) and the distinct decisions taken by position
-        placed = con.execute(f"""
-            SELECT l.day, l.order_id, l.line_no, k.gid FROM stg_order_lines l JOIN _match_keys k ON {_SAME_LINE_KEY}
-            WHERE l.{_IN_DAYS.replace(" day IN", " l.day IN")} ORDER BY l.order_id, l.line_no""", params).df()
-        con.unregister("_match_decided")
-        con.execute("DROP TABLE _match_keys")
+    million lines; the decisions reach the lines by a join inside DuckDB.  `con` is this step's own cursor."""
+    params = [integration, days]
+    con.execute("CREATE OR REPLACE TEMP TABLE _match_keys AS SELECT (row_number() OVER () - 1) AS gid, * FROM "
+                f"(SELECT DISTINCT offer_id, sku, name FROM stg_order_lines WHERE {_IN_DAYS})", params)
+    keys = con.execute("SELECT gid, offer_id, sku, name FROM _match_keys ORDER BY gid").df()
+    keys["offer_id"] = keys["offer_id"].astype("Int64")
+    decided = match_products(
+        pd.DataFrame({"order_id": keys["gid"].to_numpy("int64"), "line_no": 0, "offer_id": keys["offer_id"],
+                      "sku": keys["sku"], "name": keys["name"]}),
+        items, created_items, settings.products)
+    decided = decided.assign(gid=keys["gid"].to_numpy("int64"))
+    # a line with no offer, SKU or name gets a key of its own line (products.py `_create_keys`)
+    own_key = decided["create_key"].astype("string").str.startswith("line-").fillna(False).to_numpy(bool)
+    decided["own_key"] = own_key
+    con.register("_match_decided", decided.drop(columns=["order_id", "line_no"]))
+    lines = f"""
+        SELECT l.integration, l.day, l.order_id, l.line_no, d.outcome, d.nomenclature_uuid,
+               CASE WHEN d.own_key THEN 'line-' || l.order_id || '-' || l.line_no ELSE d.create_key END
+                 AS create_key, d.code, d.detail
+        FROM stg_order_lines l JOIN _match_keys k ON {_SAME_LINE_KEY} JOIN _match_decided d ON d.gid = k.gid
+        WHERE l.{_IN_DAYS.replace(" day IN", " l.day IN")}"""
+    with transaction(con):
+        con.execute(f"DELETE FROM matched_products WHERE {_IN_DAYS}", params)
+        con.execute(f"INSERT INTO matched_products ({', '.join(_PRODUCT_COLUMNS)}) {lines}", params)
+    # the returned frame: positions of the lines (integers only) and the distinct decisions taken by position
+    placed = con.execute(f"""
+        SELECT l.day, l.order_id, l.line_no, k.gid FROM stg_order_lines l JOIN _match_keys k ON {_SAME_LINE_KEY}
+        WHERE l.{_IN_DAYS.replace(" day IN", " l.day IN")} ORDER BY l.order_id, l.line_no""", params).df()
+    con.unregister("_match_decided")
+    con.execute("DROP TABLE _match_keys")
     at = placed["gid"].to_numpy("int64")
     out = pd.DataFrame({"order_id": placed["order_id"].to_numpy("int64"),
                         "line_no": placed["line_no"].to_numpy("int64")})
@@ -149,4 +160,4 @@ def _match_lines(store: Store, days: list[date], settings, ledger: Ledger) -> pd
     if own.any():
         out.loc[own, "create_key"] = ("line-" + out.loc[own, "order_id"].astype(str) + "-"
                                       + out.loc[own, "line_no"].astype(str)).to_numpy()
-    return out.assign(integration=store.integration, day=placed["day"].to_numpy())
+    return out.assign(integration=integration, day=placed["day"].to_numpy())
