@@ -38,26 +38,25 @@ DLT_ENV = {"RUNTIME__DLTHUB_TELEMETRY": "false", "RUNTIME__LOG_LEVEL": "ERROR"}
 PAGE = 50
 
 FINDINGS = """\
-**Transform (issue A).** 1M orders take ~350 s on this machine, not 60 s; memory (~0.55 GiB) is far under 4 GB.
-Two costs dominate, in about equal parts at 1M:
+**Transform (issue A).** A backfill stages, matches and derives its whole range in one call of each step
+(`stage_days`, `match_days`, `derive_customer_orders_days`; the per-day functions are the range of one day, and a
+test proves the range gives the per-day loop's tables). 1M orders: 353 s → 53 s wall (61 CPU s, load ~2.4; a build
+one step earlier took 87 s at load 5-6, when other work holds one of the two cores), peak 3.2 GiB (DuckDB capped
+at 1.5 GB, `KEYBIMP_DUCKDB_MEMORY`). What was done, and where the time goes now at 1M (CPU s):
 
-* *A fixed cost per day partition* (~0.6 s × 91 days ≈ 53 s at any size — almost the whole 60 s budget): each of
-  the three steps opens and closes the DuckDB file (a checkpoint on close), runs a dozen small queries, validates
-  with pandera and makes ~100 pandas calls on small frames. This is why 10k → 100k scales with exponent ~0.2.
-  *Fix:* ranged variants of `stage_day`/`match_day`/`derive_customer_orders` taking a day range (same SQL with
-  `day BETWEEN`, one `replace` per range), run by a Dagster single-run backfill (`BackfillPolicy.single_run()`)
-  so a backfill pays the fixed cost once instead of once per day.
-* *A cost per order* (~0.3 ms): staging ~0.18 ms (five SQL statements, each scanning and parsing the ~4.5 KB
-  JSON payload once, then pandera's dtype checks and the inserts), matching ~0.1 ms (customer matching in pandas),
-  derivation ~0.03 ms. *Fix:* parse each payload once for all four staged tables (one `json_transform` into a typed
-  struct, materialised once per run), keep staging inside DuckDB (no pandas round trip for the typing and pandera
-  on a million rows: validate with SQL checks), and do the customer/product matching as DuckDB joins.
-  Under 60 s for 1M needs the per-order cost below ~0.06 ms, i.e. all of these, not one.
+* *Staging ~36:* each payload is parsed once into a typed struct (`json_transform`, ~21 — the floor: a bare parse
+  is ~4, filling the struct's 44 fields the rest; parallel on both cores), orders/lines/buyers inserted from it inside
+  DuckDB (~6, plus ~1 s of commit I/O), pandera over the whole range on `string` dtypes (vectorised; fetching the
+  checked columns ~2, the checks ~1.3; a datetime unit mismatch that made the dtype check fail column-wide, and
+  scan every value, is fixed), phones/e-mails/names normalised once per distinct value (~1.6).
+* *Matching ~15:* customers in pandas (~11) on integer (space, key) codes, the creator fixed point on arrays sorted
+  once, texts on object arrays; products decided once per distinct (offer, SKU, name) — ~4k for 1.6M lines — and
+  joined to the lines in DuckDB, on a second cursor in parallel with the customers.
+* *Derivation ~10:* reading ~5M rows into pandas (~5; the document date formatted by DuckDB), the line money and
+  the checks (~5). It peaks the memory (3.2 GiB): a million orders' frames with their strings.
 
-Already fixed while measuring: `stage.py` extracted every field with its own `->>`, and DuckDB re-parses the
-whole JSON document for each one (~20 parses of a 4.5 KB order). It now takes all fields of a document in one
-parse (`json_extract_string(doc, [paths])`): identical staged tables (checked on every third day of the 100k shop;
-the 128 pipeline tests pass), staging at 1M 653 s → 200 s, the whole transform 927 s → 353 s.
+Left for more headroom: the parse (a slimmer stored payload, or typed columns written at extraction, would cut
+most of it), and matching customers in DuckDB rather than pandas.
 
 **Extraction.** Ours takes 0.33-0.40 of dlt's time with the same rows and a fraction of its memory; dlt's peak
 (3.6 GB at 10k, 16.7 GB at 100k orders) is its process with its DuckDB loader at default settings (DuckDB may use
