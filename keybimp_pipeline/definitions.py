@@ -47,21 +47,28 @@ upload_prices = dg.define_asset_job(
     "upload_prices", selection=dg.AssetSelection.assets("keycrm_price_upload"),
     description="Bimp prices → KeyCRM.")
 
-_defs = dg.Definitions(
-    assets=[*ORDER_ASSETS, *UPLOAD_ASSETS],
-    asset_checks=[*ORDER_CHECKS, *UPLOAD_CHECKS],
-    jobs=[sync_orders, upload_stocks, upload_prices],
-    sensors=build_order_sensors(SETTINGS, sync_orders),
-    schedules=build_upload_schedules(SETTINGS, upload_stocks, upload_prices),
-    resources={"keybimp": resources.Keybimp()},
-    executor=EXECUTOR,  # also the UI's "Materialize" and its backfills (the implicit asset job)
-)
-with warnings.catch_warnings():  # freshness policies applied once at the root are "preview" in 1.13
-    warnings.simplefilter("ignore", dg.PreviewWarning)
-    defs = _defs.map_resolved_asset_specs(
-        func=lambda spec: dg.apply_freshness_policy(spec, ORDERS_FRESHNESS),
-        selection=dg.AssetSelection.assets(*ORDER_ASSETS),
-    ).map_resolved_asset_specs(
-        func=lambda spec: dg.apply_freshness_policy(spec, UPLOADS_FRESHNESS),
-        selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
+
+def _build_definitions() -> dg.Definitions:
+    """The one Definitions of the code location; a function so no second Definitions sits at module scope
+    (dagster dev refuses a module holding two unless workspace.yaml names one)."""
+    base = dg.Definitions(
+        assets=[*ORDER_ASSETS, *UPLOAD_ASSETS],
+        asset_checks=[*ORDER_CHECKS, *UPLOAD_CHECKS],
+        jobs=[sync_orders, upload_stocks, upload_prices],
+        sensors=build_order_sensors(SETTINGS, sync_orders),
+        schedules=build_upload_schedules(SETTINGS, upload_stocks, upload_prices),
+        resources={"keybimp": resources.Keybimp()},
+        executor=EXECUTOR,  # also the UI's "Materialize" and its backfills (the implicit asset job)
     )
+    with warnings.catch_warnings():  # freshness policies applied once at the root are "preview" in 1.13
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return base.map_resolved_asset_specs(
+            func=lambda spec: dg.apply_freshness_policy(spec, ORDERS_FRESHNESS),
+            selection=dg.AssetSelection.assets(*ORDER_ASSETS),
+        ).map_resolved_asset_specs(
+            func=lambda spec: dg.apply_freshness_policy(spec, UPLOADS_FRESHNESS),
+            selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
+        )
+
+
+defs = _build_definitions()

@@ -29,12 +29,14 @@ _SPEC_FILES = {
 
 
 def shared_api_dir() -> Path:
-    """The shared/api folder: beside the repository (CI clones it elsewhere), or KEYBIMP_SHARED_DIR."""
+    """The vendors' OpenAPI files and the live samples, vendored in ``vendor_api/`` beside this module (a fresh
+    clone has nothing outside the repository); KEYBIMP_SHARED_DIR points the tests at another copy (a newer
+    download of the vendors' files) without editing the repository."""
     override = os.environ.get("KEYBIMP_SHARED_DIR")
     if override:
         base = Path(override)
         return base / "api" if (base / "api").is_dir() else base
-    return Path(__file__).resolve().parents[2].parent / "shared" / "api"
+    return Path(__file__).resolve().parent / "vendor_api"
 
 
 @lru_cache(maxsize=8)

@@ -7,7 +7,11 @@ so the test sets it first and (re)loads the module.
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -184,3 +188,19 @@ def test_R_ORCH_2_keybimp_sync_of_a_range_is_one_run_recorded_in_the_instance(de
             dg.AssetKey("keycrm_orders_raw"), sorted(RANGE_KEYS), definitions.ORDERS_PARTITIONS)
         assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
     assert sorted(shop.orders()) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("target", [["-w", "workspace.yaml"], ["-m", "keybimp_pipeline.definitions"]],
+                         ids=["workspace.yaml", "module"])
+def test_code_location_loads_as_dagster_dev_loads_it(target, tmp_path):
+    """`make ui` (dagster dev -w workspace.yaml) and a bare `-m` load find exactly one Definitions: a second one
+    at module scope once left the UI empty while every in-process test passed."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path),
+           "KEYBIMP_CONFIG": str(repo / "integrations.example.yaml"), "KEYBIMP_DATA": str(tmp_path / "data")}
+    (tmp_path / "dagster.yaml").write_text("")
+    dagster = Path(sys.executable).with_name("dagster")
+    done = subprocess.run([str(dagster), "definitions", "validate", *target], check=False, cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "All code locations passed validation" in done.stdout + done.stderr
