@@ -116,6 +116,19 @@ class IssueCode(str, Enum):
         ("Bimp відхилив документ; див. причину. Виправте дані — спроба повториться під час наступної "
         "синхронізації."),
     )
+    BIMP_RECORD_MISSING = (
+        "bimp_record_missing",
+        ("A Bimp record keybimp wrote earlier and keeps in its ledger (named in the detail: a counterparty, "
+        "contract, item or customer order) no longer exists in Bimp: it was deleted there, or the Bimp "
+        "company was reset. Nothing was written for this order. Restore the record in Bimp; if the whole "
+        "company was reset (e.g. a fresh emulator), remove the integration's local state (data/<name>.*) "
+        "and sync again."),
+        ("Запис Bimp, який keybimp створив раніше і тримає у своєму журналі (див. деталі: контрагент, "
+        "договір, товар чи замовлення покупця), більше не існує в Bimp: його видалили або компанію Bimp "
+        "очищено. Для цього замовлення нічого не записано. Відновіть запис у Bimp; якщо очищено всю "
+        "компанію (наприклад, новий емулятор), видаліть локальний стан інтеграції (data/<назва>.*) і "
+        "синхронізуйте знову."),
+    )
     # --- payments (R-PAY) ---
     PAYMENT_METHOD_NOT_MAPPED = (
         "payment_method_not_mapped",

@@ -26,7 +26,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from keybimp_pipeline.clients.bimp import BimpBusinessError, BimpValidationError
+from keybimp_pipeline.clients.bimp import BimpBusinessError, BimpNotFound, BimpValidationError
 from keybimp_pipeline.rules.documents import (
     format_bimp_datetime,
     full_return_check,
@@ -174,6 +174,11 @@ class DocumentWriter:
             write(*args)
         except (BimpBusinessError, BimpValidationError) as err:
             self._rejected(err, order_id, entity, IssueCode.BIMP_REJECTED)
+            return False
+        except BimpNotFound as err:  # the document the ledger names was deleted in Bimp (R-ORCH-5)
+            self.result.issue(order_id, entity, IssueCode.BIMP_RECORD_MISSING,
+                              f"not in Bimp any more: {entity.replace('_', ' ')} {args[0] if args else ''}"
+                              f" ({err.message})"[:300])
             return False
         return True
 

@@ -21,7 +21,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from keybimp_pipeline.clients.bimp import BimpBusinessError
+from keybimp_pipeline.clients.bimp import BimpBusinessError, BimpNotFound, BimpValidationError
 from keybimp_pipeline.rules.customers import counterparties_to_create
 from keybimp_pipeline.rules.documents import document_lines
 from keybimp_pipeline.rules.issues import IssueCode
@@ -231,6 +231,7 @@ class OrderWriter:
         self.ledger = Ledger(store)
         self.result = WriteResult()
         self._contracts: dict[str, tuple[str, str | None]] = {}
+        self._missing: dict[str, str] = {}  # Bimp uuid -> what it was: records found deleted this run
 
     # ---- catalogue records -------------------------------------------------------------------
     def _ensure(self, entity: str, create_key: str, data: dict, body: dict, external: str,
@@ -413,17 +414,59 @@ class OrderWriter:
                                            "code": IssueCode.CURRENCY_MISMATCH.value,
                                            "detail": f"order in {order['currency']}, contract in {contract_currency}"})
                 continue
+            order_lines = lines_of.get(order_id, lines.iloc[0:0])
+            entry = known.loc[str(order_id)] if str(order_id) in known.index else None
+            refs = self._references(counterparty, contract, order_lines, entry)
+            if gone := [f"{self._missing[u]} {u}" for u in refs if u in self._missing]:
+                self._missing_issue(order_id, gone)  # already found deleted this run: no call
+                continue
             try:
-                self._write_order(order, lines_of.get(order_id, lines.iloc[0:0]), counterparty, contract,
-                                  known.loc[str(order_id)] if str(order_id) in known.index else None, reserve_of,
-                                  kept_of, may_reload=order_id not in rejected_ids)
+                self._write_order(order, order_lines, counterparty, contract, entry, reserve_of, kept_of,
+                                  may_reload=order_id not in rejected_ids)
             except BimpBusinessError as err:  # e.g. a closed period: data, not a fault (R-ORCH-5); retried
                 code = {"period_closed": IssueCode.PERIOD_CLOSED,
                         "reserve_exceeds_available": IssueCode.RESERVE_INSUFFICIENT}.get(err.reason,
                                                                                          IssueCode.BIMP_REJECTED)
                 self.result.issues.append({"order_id": order_id, "entity": "customer_order", "code": code.value,
                                            "detail": f"Bimp: {err.message}"[:300]})
+            except (BimpValidationError, BimpNotFound) as err:
+                # a record the ledger points at was deleted in Bimp (or the company reset): that order's
+                # issue, not every run's failure (R-ORCH-5).  Anything else Bimp refuses as malformed is ours.
+                gone = self._confirm_missing(refs)
+                if not gone:
+                    raise
+                log.warning("order %s: %s no longer in Bimp (%s)", order_id, ", ".join(gone), err.message)
+                self._missing_issue(order_id, gone)
         return self.result
+
+    def _references(self, counterparty: str, contract: str | None, lines: pd.DataFrame,
+                    entry: pd.Series | None) -> dict[str, str]:
+        """The Bimp records an order's write names, by uuid: what each is (for the issue's detail)."""
+        refs = {counterparty: "counterparty"}
+        if contract:
+            refs[contract] = "contract"
+        for item in lines.loc[~lines["is_service"].astype(bool), "nomenclature_uuid"].dropna().unique():
+            refs[str(item)] = "item"
+        if entry is not None and entry["state"] == DONE and entry["bimp_uuid"]:
+            refs[str(entry["bimp_uuid"])] = "customer order"
+        return refs
+
+    def _confirm_missing(self, refs: dict[str, str]) -> list[str]:
+        """Which of `refs` Bimp no longer has (read by uuid; items in one list call); remembered for the run."""
+        readers = {"counterparty": self.bimp.counterparty, "contract": self.bimp.contract,
+                   "customer order": self.bimp.customer_order}
+        items = [u for u, kind in refs.items() if kind == "item"]
+        present_items = {str(i.get("uuid")) for i in self.bimp.nomenclature(uuids=items)} if items else set()
+        for uuid, kind in refs.items():
+            exists = uuid in present_items if kind == "item" else readers[kind](uuid) is not None
+            if not exists:
+                self._missing[uuid] = kind
+        return [f"{kind} {uuid}" for uuid, kind in refs.items() if uuid in self._missing]
+
+    def _missing_issue(self, order_id: int, gone: list[str]) -> None:
+        self.result.issues.append({"order_id": order_id, "entity": "customer_order",
+                                   "code": IssueCode.BIMP_RECORD_MISSING.value,
+                                   "detail": ("not in Bimp any more: " + ", ".join(gone))[:300]})
 
     def _reloads(self, orders: pd.DataFrame, lines_of: dict[int, pd.DataFrame], known: pd.DataFrame,
                  cp_for_order: dict[int, str]) -> pd.DataFrame:

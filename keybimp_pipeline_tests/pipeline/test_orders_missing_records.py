@@ -1,0 +1,88 @@
+"""A Bimp record the ledger points at, deleted in Bimp afterwards (R-ORCH-5, R-ORCH-6).
+
+The ledger remembers the counterparty, contract and customer order a first sync created.  When one of them
+is deleted in Bimp (here through the Bimp emulator's admin surface: the state read, the record removed, the
+state put back), or the whole company is reset (a fresh `make emulate` under an old data/ folder), the
+orders that need it get the sync issue `bimp_record_missing` naming the record; the run itself succeeds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from keybimp_pipeline.rules.issues import IssueCode
+from keybimp_pipeline.storage.ledger import DONE, Ledger
+from keybimp_pipeline_tests.pipeline.orders_world import IN_PROGRESS, Shop, at
+
+
+@pytest.fixture
+def shop(emulators, tmp_path, monkeypatch) -> Shop:
+    shop = Shop(emulators, tmp_path, monkeypatch)
+    w = shop.world
+    w.item("Стілець синій", "CH-1", stock=10)
+    w.offer(1, "CH-1", "Стілець синій", 500)
+    w.buyer(1, "Анна Коваль", phone="0671234567")
+    w.order(1, 1, [(1, 1, 500)])
+    shop.load()
+    return shop
+
+
+def _ledger_uuid(shop: Shop, entity: str) -> str:
+    frame = Ledger(shop.h.store).frame(entity)
+    done = frame[frame["state"] == DONE]
+    assert len(done) == 1, frame
+    return str(done["bimp_uuid"].iloc[0])
+
+
+def _second_order(shop: Shop) -> None:
+    """The same buyer orders again in KeyCRM (the Bimp state is left as the pipeline made it)."""
+    shop.world.order(2, 1, [(1, 1, 500)], placed=at(9))
+    shop.keycrm_server.put_state(shop.world.keycrm)
+
+
+def test_R_ORCH_5_a_contract_deleted_in_bimp_is_the_orders_sync_issue_not_a_failed_run(shop: Shop):
+    first = shop.sync()["orders"]
+    assert (first.orders_created, first.contracts_created) == (1, 1)
+    contract = _ledger_uuid(shop, "contract")
+    state = shop.bimp_server.state()
+    company = state["companies"][0]
+    company["contracts"] = [c for c in company["contracts"] if c["uuid"] != contract]
+    shop.bimp_server.put_state(state)  # the contract is deleted in Bimp
+    _second_order(shop)
+
+    result = shop.sync(full_refresh=True)["orders"]  # no exception: the run succeeds
+
+    assert result.orders_created == 0 and result.unchanged == 1
+    assert set(shop.orders()) == {1}
+    assert shop.issues() == {2: {IssueCode.BIMP_RECORD_MISSING.value}}
+    assert shop.issue_detail(2, "bimp_record_missing") == f"not in Bimp any more: contract {contract}"
+    issue = shop.h.issues().iloc[0]
+    assert issue["message_en"] == IssueCode.BIMP_RECORD_MISSING.message_en
+    assert "більше не існує в Bimp" in issue["message_uk"]
+
+    again = shop.sync(full_refresh=True)["orders"]  # stable: the same issue, still no failure, no write
+    assert again.orders_created == 0 and shop.issues() == {2: {"bimp_record_missing"}}
+
+
+def test_R_ORCH_5_a_reset_bimp_company_under_an_old_ledger_gives_issues_not_a_failed_run(shop: Shop):
+    """`make emulate` after `make demo`: a fresh Bimp, the old ledger.  A new order of a known buyer and a
+    status change of a transferred order both name what Bimp lost; nothing is written."""
+    shop.sync()
+    counterparty, contract = _ledger_uuid(shop, "counterparty"), _ledger_uuid(shop, "contract")
+    order_uuid = _ledger_uuid(shop, "customer_order")
+    shop.bimp_server.put_state(shop.world.bimp)  # the company as it was before the first sync
+    _second_order(shop)
+    shop.keycrm_server.admin.patch("/__admin/orders/1", json={"status_id": IN_PROGRESS}).raise_for_status()
+    writes = shop.bimp_writes()
+
+    result = shop.sync(full_refresh=True)["orders"]
+
+    assert (result.orders_created, result.statuses_updated) == (0, 0)
+    assert shop.orders() == {}
+    assert shop.issues() == {1: {"bimp_record_missing"}, 2: {"bimp_record_missing"}}
+    assert shop.issue_detail(1, "bimp_record_missing") == (
+        f"not in Bimp any more: counterparty {counterparty}, contract {contract}, customer order {order_uuid}")
+    assert shop.issue_detail(2, "bimp_record_missing") == (
+        f"not in Bimp any more: counterparty {counterparty}, contract {contract}")
+    # the first failed write (order 1's status) found the lost records; order 2 was not even tried
+    assert shop.bimp_writes() == writes + 1
