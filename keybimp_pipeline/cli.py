@@ -61,6 +61,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"--to {end} is before --from {start}", file=sys.stderr)
         return 2
     instance = _instance()
+    started = datetime.now(UTC)
     run_config = {"ops": {"keycrm_orders_raw": {"config": {"full_refresh": bool(args.full_refresh)}}},
                   "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     tags = {"keybimp/integration": args.name, "keybimp/trigger": "cli"}
@@ -77,8 +78,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"{span}: run {result.run_id} FAILED (see the Dagster UI)", file=sys.stderr)
     elif not args.quiet:
         print(f"{span}: ok", flush=True)
-    summary = summarize(args.name)
-    print(format_summary(args.name, summary))
+    from keybimp_pipeline.summary import format_summary, summarize
+
+    print(format_summary(args.name, summarize(args.name, since=started)))
     return 0 if result.success else 1
 
 
@@ -148,73 +150,6 @@ def cmd_prices(args: argparse.Namespace) -> int:
           f"{meta['created']}; Bimp items KeyCRM lacks by SKU: {meta['would_create']} "
           f"(of which {meta['similar_skus']} look like a typo of an existing SKU)")
     return 0
-
-
-def summarize(name: str) -> dict:
-    from keybimp_pipeline.storage.db import Store
-    from keybimp_pipeline.storage.ledger import DONE, Ledger
-
-    store = Store(name)
-    q = store.query
-
-    def one(sql: str) -> int:
-        return int(q(sql, [name]).iloc[0, 0] or 0)
-
-    ledger = Ledger(store).frame()
-    done = ledger[ledger["state"] == DONE]
-    orders = done[done["entity"] == "customer_order"]
-    sold = set(done.loc[done["entity"] == "sales_invoice", "crm_id"])
-    reserved = 0.0  # still held: reserves of customer orders neither cancelled nor sold (a sale consumes them)
-    for crm_id, detail in zip(orders["crm_id"], orders["detail"], strict=True):
-        d = json.loads(detail or "{}")
-        if not d.get("released") and crm_id not in sold:
-            reserved += sum(float(v) for v in (d.get("reserves") or {}).values())
-    return {
-        "orders_seen": one("SELECT count(*) FROM raw_orders WHERE integration=?"),
-        "orders_quarantined": one("SELECT count(DISTINCT order_id) FROM quarantine WHERE integration=?"),
-        "customer_orders": len(orders),
-        "counterparties_created": int((done["entity"] == "counterparty").sum()),
-        "customers_matched": one("SELECT count(*) FROM matched_customers WHERE integration=? "
-                                 "AND outcome IN ('matched','default')"),
-        "products_created": int((done["entity"] == "product").sum()),
-        "lines_matched": one("SELECT count(*) FROM matched_products WHERE integration=? AND outcome='matched'"),
-        "reserved_units": round(reserved, 3),
-        "issues_by_code": q("SELECT code, count(*) AS n FROM sync_issues WHERE integration=? GROUP BY code "
-                            "ORDER BY n DESC", [name]).set_index("code")["n"].astype(int).to_dict(),
-        "documents": done["entity"].value_counts().sort_index().astype(int).to_dict(),
-        **_document_counts(done),
-    }
-
-
-def _document_counts(done) -> dict:
-    """Bimp documents written after the customer orders (R-PAY, R-SALE, R-RET), from the ledger."""
-    pays = done[done["entity"] == "customer_payment"]
-    cancelled = sum(bool(json.loads(d or "{}").get("cancelled")) for d in pays["detail"])
-    return {"payments": {"created": len(pays), "cancelled": int(cancelled)},
-            "sales_invoices": int((done["entity"] == "sales_invoice").sum()),
-            "goods_returns": int((done["entity"] == "customer_return").sum()),
-            "refunds": int((done["entity"] == "refund").sum())}
-
-
-def format_summary(name: str, s: dict) -> str:
-    lines = [f"== {name} ==",
-             f"orders seen in KeyCRM        {s['orders_seen']:>7}   (quarantined: {s['orders_quarantined']})",
-             f"Bimp customer orders         {s['customer_orders']:>7}",
-             (f"counterparties created       {s['counterparties_created']:>7}   "
-              f"(orders matched to existing: {s['customers_matched']})"),
-             f"products created             {s['products_created']:>7}   (lines matched: {s['lines_matched']})",
-             f"units reserved (open orders) {s['reserved_units']:>7}",
-             (f"customer payments            {s['payments']['created']:>7}   "
-              f"(cancelled: {s['payments']['cancelled']})"),
-             f"sales invoices               {s['sales_invoices']:>7}",
-             f"goods returns                {s['goods_returns']:>7}",
-             f"money refunds                {s['refunds']:>7}"]
-    if s["issues_by_code"]:
-        lines.append("open sync issues: " + ", ".join(f"{k} {v}" for k, v in s["issues_by_code"].items())
-                     + f"   (keybimp issues {name})")
-    else:
-        lines.append("open sync issues: none")
-    return "\n".join(lines)
 
 
 def cmd_issues(args: argparse.Namespace) -> int:

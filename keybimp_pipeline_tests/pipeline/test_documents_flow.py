@@ -20,7 +20,8 @@ from decimal import Decimal
 
 import pytest
 
-from keybimp_pipeline import cli
+from keybimp_pipeline.summary import format_summary
+from keybimp_pipeline.summary import summarize as summary_of
 from keybimp_pipeline_tests.pipeline.documents_shop import (
     BANK,
     BONUS,
@@ -388,11 +389,11 @@ def test_R_ORCH_6_re_syncs_create_no_document_twice(flow):
 
 
 def test_summary_counts_payments_sales_returns_and_refunds(flow):
-    summary = cli.summarize("demo-shop")
+    summary = summary_of("demo-shop")
     assert summary["payments"] == {"created": 6, "cancelled": 1}
     assert summary["sales_invoices"] == 9
     assert summary["goods_returns"] == 1
     assert summary["refunds"] == 1
-    text = cli.format_summary("demo-shop", summary).splitlines()
+    text = format_summary("demo-shop", summary).splitlines()
     assert [" ".join(line.split()) for line in text if line.startswith(("customer pay", "sales", "goods", "money"))] \
         == ["customer payments 6 (cancelled: 1)", "sales invoices 9", "goods returns 1", "money refunds 1"]
