@@ -39,8 +39,10 @@ browser-test: install
 	cd e2e-browser && npm ci --no-audit --no-fund --loglevel=error
 	cd e2e-browser && node --test --test-reporter=spec ui.test.mjs
 
+# Fresh emulators with both demo shops (KeyCRM 8801 and 8803, Bimp 8802); RESET=1 also removes data/'s sync
+# state, which names records of an earlier Bimp.
 emulate: install
-	$(BIN)/keybimp emulate --demo
+	$(BIN)/keybimp emulate --demo --shops 2 $(if $(RESET),--reset-data)
 
 bench: install
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-bench.lock

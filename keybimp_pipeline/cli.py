@@ -173,13 +173,32 @@ def cmd_issues(args: argparse.Namespace) -> int:
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
+    """The emulators hold nothing of an earlier run: say so, and what that means for data/'s sync state."""
     from keybimp_pipeline.emulators import serve  # test equipment, started on request only
+    from keybimp_pipeline.storage.db import data_dir, sync_state_files
 
-    argv = ["--keycrm-port", str(args.keycrm_port), "--bimp-port", str(args.bimp_port)]
+    argv = ["--keycrm-port", str(args.keycrm_port), "--bimp-port", str(args.bimp_port),
+            "--shops", str(args.shops), "--keycrm2-port", str(args.keycrm2_port)]
     if args.demo:
         argv.append("--demo")
     if args.orders:
         argv += ["--orders", str(args.orders)]
+    print("the emulators start fresh: " + (f"the demo shop{'s' if args.shops == 2 else ''} as generated, "
+          if args.demo else "empty, ") + "nothing of an earlier run (no Bimp record an earlier sync wrote)",
+          flush=True)
+    state = sync_state_files()
+    if state and args.reset_data:
+        for paths in state.values():
+            for path in paths:
+                path.unlink(missing_ok=True)
+        print(f"removed the local sync state of {', '.join(state)} from {data_dir()} (DuckDB files and "
+              "write ledgers): the next sync starts afresh", flush=True)
+    elif state:
+        print(f"note: {data_dir()} holds the local sync state (DuckDB files, write ledgers) of "
+              f"{', '.join(state)} from syncs against an earlier Bimp. This fresh Bimp lacks the records those "
+              "ledgers name, so a sync reports the orders that need them as `bimp_record_missing`. To start "
+              "over, stop the emulators and run `make emulate RESET=1` (`keybimp emulate --demo --reset-data`).",
+              flush=True)
     return serve.main(argv) or 0
 
 
@@ -280,8 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("emulate", help="start the KeyCRM and Bimp emulators on loopback")
     p.add_argument("--keycrm-port", type=int, default=8801)
     p.add_argument("--bimp-port", type=int, default=8802)
-    p.add_argument("--demo", action="store_true")
+    p.add_argument("--demo", action="store_true", help="load the demo shop(s) into the emulators")
+    p.add_argument("--shops", type=int, choices=(1, 2), default=2,
+                   help="demo shops (KeyCRM accounts) writing into the one Bimp company, as in "
+                        "integrations.example.yaml (default 2)")
+    p.add_argument("--keycrm2-port", type=int, default=8803,
+                   help="the second shop's KeyCRM emulator port, with --shops 2 (default 8803)")
     p.add_argument("--orders", type=int, default=0)
+    p.add_argument("--reset-data", action="store_true",
+                   help="remove the local sync state in $KEYBIMP_DATA (DuckDB files, write ledgers) first: "
+                        "it names records of an earlier Bimp that the fresh emulator lacks")
     p.set_defaults(func=cmd_emulate)
     p = sub.add_parser("stocks", help="upload Bimp stocks to KeyCRM (behind the migration guard)")
     p.add_argument("name")

@@ -88,6 +88,19 @@ def data_dir() -> Path:
     return path
 
 
+def sync_state_files(directory: Path | None = None) -> dict[str, list[Path]]:
+    """Each integration's local sync state by name: its DuckDB file and write ledger (with their WAL and
+    lock files).  They describe one Bimp company's records: against a fresh Bimp they point at nothing.
+    Settings history and pause state (`<name>.control.json`) are not part of it."""
+    directory = directory or data_dir()
+    found: dict[str, list[Path]] = {}
+    for suffix in (".duckdb", ".ledger.sqlite"):
+        for path in sorted(directory.glob(f"*{suffix}*")):
+            name = path.name.split(suffix, 1)[0]
+            found.setdefault(name, []).append(path)
+    return {name: found[name] for name in sorted(found)}
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("BEGIN")
