@@ -24,7 +24,15 @@ from typing import Any
 
 from filelock import FileLock
 
-from keybimp_pipeline.settings import Integration, IntegrationsFile, SettingsError, key_fingerprint
+from keybimp_pipeline.settings import (
+    NOT_A_NAME,
+    Integration,
+    IntegrationsFile,
+    SettingsError,
+    key_fingerprint,
+    looks_like_env_name,
+    mask_env_values,
+)
 from keybimp_pipeline.storage.db import data_dir
 
 REGISTRY_FILE = "keycrm_keys.json"
@@ -50,7 +58,26 @@ def read(name: str) -> dict:
     state = json.loads(path.read_text(encoding="utf-8"))
     state.setdefault("paused", True)
     state.setdefault("history", [])
+    _scrub(state)
     return state
+
+
+def _scrub(state: dict) -> bool:
+    """Hide every ``*_env`` value that is no variable name (a secret pasted there, recorded by an older
+    version) in the snapshot and the history; True when something was hidden."""
+    changed = False
+    if isinstance(state.get("settings"), dict):
+        masked = mask_env_values(state["settings"])
+        changed = masked != state["settings"]
+        state["settings"] = masked
+    for entry in state["history"]:
+        if str(entry.get("key", "")).endswith("_env"):
+            for side in ("old", "new"):
+                if entry.get(side) is not None and not looks_like_env_name(entry[side]):
+                    entry[side] = NOT_A_NAME
+                    changed = True
+    state["_scrubbed"] = changed
+    return changed
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -60,7 +87,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _write(name: str, state: dict) -> None:
-    _write_json(_path(name), state)
+    _write_json(_path(name), {k: v for k, v in state.items() if k != "_scrubbed"})
 
 
 def is_paused(name: str) -> bool:
@@ -80,7 +107,12 @@ def set_paused(name: str, paused: bool, who: str = "cli") -> bool:
 
 
 def history(name: str) -> list[dict]:
-    return list(read(name).get("history", []))
+    state = read(name)
+    if state.get("_scrubbed"):  # a secret an older version stored: hide it in the file too, now
+        with _lock(_path(name)):
+            state = read(name)
+            _write(name, state)
+    return list(state.get("history", []))
 
 
 def record_settings(name: str, snapshot: dict) -> list[dict]:
@@ -107,7 +139,7 @@ def record_settings(name: str, snapshot: dict) -> list[dict]:
                 if old.get(key) != snapshot.get(key):
                     changes.append({"at": now, "event": "setting", "key": key,
                                     "old": old.get(key), "new": snapshot.get(key)})
-        if old != snapshot or "settings" not in state:
+        if old != snapshot or "settings" not in state or state.get("_scrubbed"):
             state["settings"] = snapshot
             state["history"].extend(changes)
             _write(name, state)

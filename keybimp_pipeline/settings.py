@@ -89,9 +89,32 @@ def _check_url(value: str) -> str:
     return value.rstrip("/")
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+NOT_A_NAME = "(hidden: not an environment variable name)"  # what history and messages show instead
+
+
+def looks_like_env_name(value: Any) -> bool:
+    """True for a plausible environment variable NAME (``KEYCRM_KEY_SHOP``), False for what looks like a
+    secret pasted into a ``*_env`` field by mistake: anything outside [A-Za-z_][A-Za-z0-9_]*, mixed case
+    (``SeCrEtKey42``: names are written in one case), or a long run of letters and digits without an
+    underscore (a token).  Such a value is never echoed anywhere."""
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        return False
+    if value != value.upper() and value != value.lower():
+        return False
+    return not (len(value) >= 24 and "_" not in value and any(ch.isdigit() for ch in value))
+
+
+def shown_env_name(value: Any) -> str:
+    """The variable name as messages may show it: a value that is no name (a secret?) is never shown."""
+    return str(value) if looks_like_env_name(value) else NOT_A_NAME
+
+
 def _check_env_name(value: str) -> str:
-    if not value or not all(ch.isalnum() or ch == "_" for ch in value) or value[0].isdigit():
-        raise ValueError(f"must be an environment variable NAME like KEYCRM_KEY_SHOP (got {value!r})")
+    if not looks_like_env_name(value):
+        # never echo the value: it may be the secret itself, pasted where its variable's name belongs
+        raise ValueError("does not look like an environment variable name — put the secret in the environment "
+                         "and the variable's NAME here (like KEYCRM_KEY_SHOP)")
     return value
 
 
@@ -334,7 +357,12 @@ class Integration(_Model):
         """
         flat: dict[str, Any] = {}
         _flatten(self.model_dump(mode="json"), "", flat)
-        return flat
+        return mask_env_values(flat)
+
+
+def mask_env_values(flat: dict[str, Any]) -> dict[str, Any]:
+    """Dotted settings with every ``*_env`` value that is no variable name (a pasted secret) hidden."""
+    return {k: (shown_env_name(v) if k.endswith("_env") and v is not None else v) for k, v in flat.items()}
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
@@ -346,6 +374,9 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
 
 
 def _missing_env_message(var: str, where: str, integration: str) -> str:
+    if not looks_like_env_name(var):
+        return (f"{where}: does not look like an environment variable name — put the secret in the environment "
+                f"and the variable's NAME here (integration '{integration}')")
     return f"{where}: environment variable {var} is not set (integration '{integration}')"
 
 
@@ -433,7 +464,7 @@ def _name_and_env(item: Any) -> tuple[str | None, str | None]:
     name = item.get("name") if isinstance(item.get("name"), str) else None
     keycrm = item.get("keycrm")
     env = keycrm.get("api_key_env") if isinstance(keycrm, dict) else None
-    return name, env if isinstance(env, str) and env else None
+    return name, env if looks_like_env_name(env) else None  # a pasted secret is never compared or shown
 
 
 def _loc_to_path(loc: Iterable[Any]) -> str:
@@ -579,6 +610,9 @@ __all__ = [
     "default_settings_path",
     "key_fingerprint",
     "load_settings",
+    "looks_like_env_name",
+    "mask_env_values",
     "parse_settings",
     "resolve_reference",
+    "shown_env_name",
 ]
