@@ -44,9 +44,11 @@ browser-test: install
 emulate: install
 	$(BIN)/keybimp emulate --demo --shops 2 $(if $(RESET),--reset-data)
 
+# All five benchmarks (~40 min; dlt and the other benchmark-only tools from the lock's `bench` group);
+# `make bench BENCH_ONLY=transform,requests` runs a subset, the others keep their last figures.
 bench: install
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-bench.lock
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/python -m benchmarks.run_all $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 lint: install
 	$(BIN)/ruff check keybimp_pipeline keybimp_pipeline_tests

@@ -20,7 +20,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"  # git-ignored: caches and scratch stores
@@ -78,7 +78,7 @@ def run_child(module: str, args: list[str], *, timeout: float = 3600, env: dict 
     """Run `python -m module args…` and return the dict it emitted; its stderr passes through."""
     full_env = {**os.environ, **demo_env(), **(env or {})}
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
     results = [json.loads(line[len("BENCH-RESULT "):]) for line in proc.stdout.splitlines()
                if line.startswith("BENCH-RESULT ")]
     if proc.returncode != 0 or not results:
@@ -151,7 +151,7 @@ class Emulators:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
 
-    def __enter__(self) -> Emulators:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

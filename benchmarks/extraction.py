@@ -4,8 +4,9 @@ One child process per (loader, size) runs only the load and emits wall time, pea
 parent counts the requests on the emulator's own `GET /__admin/requests`, so both loaders are counted
 the same way.
 
-Ours: `extract_day` over every day partition of the demo window, as a backfill of those partitions runs it
-(first fetch of a day: every order created that day; orders normalised, stored as JSON, upserted).
+Ours: `extract_days` over the demo window's day partitions, as a backfill's single run (or `keybimp sync
+--from --to`) extracts them: one `created_between` listing over the range (first fetch of every day), orders
+split into their shop-local day, normalised, stored as JSON and upserted in chunks, one cursor per day.
 
 dlt: `rest_api_source` configured as dlt's REST API documentation recommends for a paginated endpoint
 with an update timestamp: bearer auth, the JSON-link paginator on `next_page_url`, `primary_key: id`
@@ -33,15 +34,15 @@ def demo_days() -> list[date]:
 
 
 def run_ours(keycrm_url: str, directory: Path, *, requests_per_minute: int = 1_000_000,
-             with_reference: bool = False, ranged: bool = False) -> dict:
-    """Every demo day through `extract_day`, or with `ranged` all of them through one `extract_days` (what a
-    backfill's single run or `keybimp sync --from --to` does); with `with_reference`, KeyCRM's reference books
-    first (a backfill reads them once: statuses, payment methods, sources)."""
+             with_reference: bool = False) -> dict:
+    """Every demo day through one `extract_days` (what a backfill's single run or `keybimp sync --from --to`
+    does); with `with_reference`, KeyCRM's reference books first (a backfill reads them once: statuses, payment
+    methods, sources)."""
     from keybimp_pipeline.clients.keycrm import KeyCRMClient
     from keybimp_pipeline.emulators.demo_shop import DEMO_KEYCRM_KEY
     from keybimp_pipeline.storage.db import Store
     from keybimp_pipeline.sync import reference
-    from keybimp_pipeline.sync.extract import extract_day, extract_days
+    from keybimp_pipeline.sync.extract import extract_days
 
     store = Store(INTEGRATION, directory)
     with store.connect():
@@ -50,16 +51,12 @@ def run_ours(keycrm_url: str, directory: Path, *, requests_per_minute: int = 1_0
     with KeyCRMClient(keycrm_url + "/v1", DEMO_KEYCRM_KEY, requests_per_minute=requests_per_minute) as client:
         if with_reference:
             reference.refresh_keycrm(store, client)
-        if ranged:
-            extract_days(store, client, demo_days(), TZ)
-        else:
-            for day in demo_days():
-                extract_day(store, client, day, TZ)
+        result = extract_days(store, client, demo_days(), TZ)
         requests = client.request_count
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     rows = int(store.query("SELECT count(*) FROM raw_orders").iloc[0, 0])
     return {"seconds": seconds, "cpu_s": cpu, "peak_mib": peak_rss_mib(), "rows": rows, "client_requests": requests,
-            "days": len(demo_days())}
+            "days": len(demo_days()), "listings": result.listings, "ranged": True}
 
 
 def _filter_from(value: object) -> str:
@@ -113,7 +110,7 @@ def main() -> None:
     if args.loader == "ours":
         emit(run_ours(args.keycrm_url, args.dir))
     elif args.loader == "backfill":  # at KeyCRM's real rate limit, with the reference books, as one ranged run
-        emit(run_ours(args.keycrm_url, args.dir, requests_per_minute=60, with_reference=True, ranged=True))
+        emit(run_ours(args.keycrm_url, args.dir, requests_per_minute=60, with_reference=True))
     else:
         emit(run_dlt(args.keycrm_url, args.dir))
 

@@ -1,13 +1,17 @@
 """Latency: a status change in KeyCRM → the customer order with the mapped status in Bimp, under `dagster dev`.
 
-Both emulators hold the demo shop (KeyCRM at its real 60 requests a minute); `dagster dev` serves
-`benchmarks.latency_defs` (the project's definitions, order sensor at 30 s, running) with its daemon, its
-own DAGSTER_HOME (the project's dagster.yaml: queued runs, one run per integration at a time) and its own
-data directory.  Once the sensor's first tick has set its cursor, the benchmark changes the status of
-`changes` recent orders through KeyCRM's `PUT /order/{id}`, one every `spacing` seconds (not a divisor of
-30 s, so the changes land at every phase of the sensor's cycle), and polls the Bimp emulator's state once
-a second for the customer order `KC-<id>` carrying the Bimp status the settings map the new status to.
-Latency = first poll that sees it − the moment of the change.
+Both emulators hold the demo shop (KeyCRM at its real 60 requests a minute).  The shop's history is first
+transferred headless (`keybimp sync demo-shop`, recorded in the same Dagster instance), as a shop that has been
+running for a while has it; then `dagster dev` serves `benchmarks.latency_defs` (the project's definitions,
+order sensor at 30 s, running) with its daemon, its own DAGSTER_HOME (the project's dagster.yaml: queued runs,
+one run per integration at a time) and its own data directory.  Once the sensor's first tick has set its
+cursor, the benchmark changes the status of exactly `changes` orders that the pipeline has transferred (their
+`KC-<id>` customer order is in Bimp; new → in progress, in progress → delivery, both mapped to another Bimp
+status) through KeyCRM's `PUT /order/{id}`, one every `spacing` seconds (not a divisor of 30 s, so the
+changes land at every phase of the sensor's cycle), and polls the Bimp emulator's state once a second for
+the customer order `KC-<id>` carrying the Bimp status the settings map the new status to.
+Latency = first poll that sees it − the moment of the change.  A change that never arrives (within
+`timeout_after_last` of the last change) is a failure of the benchmark, listed by order id — never dropped.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def run(changes: int = 20, spacing: float = 17.0, orders: int = 1000, timeout_after_last: float = 600) -> dict:
+def run(changes: int = 20, spacing: float = 17.0, orders: int = 1000, timeout_after_last: float = 240) -> dict:
     import yaml
 
     from keybimp_pipeline.emulators.demo_shop import DEMO_KEYCRM_KEY
@@ -79,6 +83,13 @@ def run(changes: int = 20, spacing: float = 17.0, orders: int = 1000, timeout_af
         mapping = yaml.safe_load(config.read_text())["integrations"][0]["statuses"]
         env = {**os.environ, **demo_env(), "DAGSTER_HOME": str(home), "KEYBIMP_DATA": str(data),
                "KEYBIMP_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
+        # the shop's history first, headless (not timed): the changes are then status changes of orders the
+        # pipeline has transferred, whatever the stock (an order rightly left out, `reserve_insufficient`,
+        # would never arrive and say nothing about latency)
+        presync_started = time.monotonic()
+        subprocess.run([sys.executable, "-m", "keybimp_pipeline.cli", "sync", "demo-shop", "--quiet"], cwd=ROOT,
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+        presync_s = time.monotonic() - presync_started
         # integrations start paused (R-CONN-5): start it as a person would
         subprocess.run([sys.executable, "-m", "keybimp_pipeline.cli", "start", "demo-shop"], cwd=ROOT, env=env,
                        check=True, stdout=subprocess.DEVNULL)
@@ -100,11 +111,13 @@ def run(changes: int = 20, spacing: float = 17.0, orders: int = 1000, timeout_af
             kc_state = emu.admin("keycrm", "GET", "/__admin/state")
             bimp_state = emu.admin("bimp", "GET", "/__admin/state")
             status_uuid = {s["name"]: s["uuid"] for s in bimp_state["companies"][0]["orderStatuses"]}
-            candidates = sorted((o for o in kc_state["orders"] if o["status_id"] in NEXT_STATUS),
+            transferred = {o.get("docNumber") for o in bimp_state["companies"][0].get("customerOrders", [])}
+            candidates = sorted((o for o in kc_state["orders"]
+                                 if o["status_id"] in NEXT_STATUS and f"KC-{o['id']}" in transferred),
                                 key=lambda o: o["id"], reverse=True)[:changes]
-            del kc_state, bimp_state
+            del kc_state, bimp_state, transferred
             if len(candidates) < changes:
-                raise RuntimeError(f"only {len(candidates)} recent orders can change status")
+                raise RuntimeError(f"only {len(candidates)} transferred orders can change status")
             keycrm = httpx.Client(base_url=emu.keycrm_url + "/v1",
                                   headers={"Authorization": f"Bearer {DEMO_KEYCRM_KEY}"}, timeout=30)
             pending: dict[int, str] = {}   # order id -> the Bimp status uuid awaited
@@ -145,7 +158,9 @@ def run(changes: int = 20, spacing: float = 17.0, orders: int = 1000, timeout_af
             log.close()
     values = sorted(seen[k] - changed[k] for k in seen)
     return {"changes": changes, "spacing_s": spacing, "sensor_s": 30, "ready_after_s": round(ready_after, 1),
-            "n": len(values), "missing": len(pending),
+            "presync_s": round(presync_s, 1), "orders": orders, "timeout_after_last_s": timeout_after_last,
+            "n": len(values), "missing": len(pending), "missing_ids": sorted(pending),
+            "failed": bool(pending) or len(values) != changes,
             "p50": _percentile(values, 0.5) if values else None,
             "p95": _percentile(values, 0.95) if values else None,
             "max": values[-1] if values else None, "mean": statistics.fmean(values) if values else None,

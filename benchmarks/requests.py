@@ -41,8 +41,9 @@ def _bucket(delta: Counter) -> dict:
     return {"total": sum(delta.values()), "reads": reads, "writes": writes, "auth": auth}
 
 
-def sync_all(settings, store, keycrm, bimp, phases: dict[str, Counter], created: Counter) -> None:
-    """Every demo day through the pipeline's steps; Bimp requests per phase accumulate in `phases`."""
+def sync_all(settings, store, keycrm, bimp, phases: dict[str, Counter], created: Counter):
+    """Every demo day through the pipeline's steps; Bimp requests per phase accumulate in `phases`.  Returns
+    the extract's result (its listings and the orders it read)."""
     from keybimp_pipeline.sync import reference
     from keybimp_pipeline.sync.documents import DOCUMENT_ENTITIES, DocumentWriter
     from keybimp_pipeline.sync.extract import extract_days
@@ -58,7 +59,7 @@ def sync_all(settings, store, keycrm, bimp, phases: dict[str, Counter], created:
         return out
 
     days = demo_days()
-    extract_days(store, keycrm, days, settings.timezone)
+    extracted = extract_days(store, keycrm, days, settings.timezone)
     if not reference.is_fresh(store, "keycrm"):
         reference.refresh_keycrm(store, keycrm)
     if not reference.is_fresh(store, "bimp"):
@@ -87,6 +88,7 @@ def sync_all(settings, store, keycrm, bimp, phases: dict[str, Counter], created:
             created[entity] += n
         for entity, n in writer.result.updated.items():
             created[f"{entity}_updated"] += n
+    return extracted
 
 
 def run(keycrm_url: str, bimp_url: str, directory: Path) -> dict:
@@ -105,8 +107,9 @@ def run(keycrm_url: str, bimp_url: str, directory: Path) -> dict:
         started = time.perf_counter()
         with KeyCRMClient(settings.keycrm.url, settings.keycrm_api_key(), requests_per_minute=1_000_000) as k, \
                 BimpClient(settings.bimp.url, email, password, str(settings.bimp.company)) as b:
-            sync_all(settings, store, k, b, phases, created)
+            extracted = sync_all(settings, store, k, b, phases, created)
             out[run_name] = {
+                "keycrm_listings": extracted.listings, "keycrm_orders_read": extracted.fetched,
                 "seconds": time.perf_counter() - started, "keycrm_requests": k.request_count,
                 "bimp": _bucket(Counter(b.request_counts)), "bimp_by_path": dict(b.request_counts),
                 "phases": {name: {**_bucket(c), "by_path": dict(c)} for name, c in phases.items()},

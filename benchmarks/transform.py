@@ -9,8 +9,9 @@ Two child processes per size, so that the measured one does nothing else:
   company is `demo_shop.bimp_state(N)`: its catalogue and counterparties grow with the shop).  Built files
   are cached in benchmarks/out/cache (keyed by N and the generator's and schema's source), because
   generating a million orders takes minutes and is not what is measured.
-* `measure`: for every day partition, `stage_day` → `match_day` → `derive_customer_orders`, the very
-  functions the Dagster assets call, timed per step; peak RSS of the process at the end.
+* `measure`: all the days in one call of each range function, `stage_days` → `match_days` →
+  `derive_customer_orders_days`, as a backfill's single run (or `keybimp sync --from --to`) calls them from
+  the Dagster assets, timed per step (wall and CPU); peak RSS of the process after each step.
 
 The payload is the generator's JSON (KeyCRM's wire form) rather than `normalize_order` + `json.dumps`
 (the form `extract_day` stores): both hold the same values as JSON text, staging reads both through the
