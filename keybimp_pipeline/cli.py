@@ -153,10 +153,16 @@ def cmd_prices(args: argparse.Namespace) -> int:
 
 
 def cmd_issues(args: argparse.Namespace) -> int:
-    from keybimp_pipeline.storage.db import Store
+    from keybimp_pipeline.storage.db import Store, data_dir
     from keybimp_pipeline.sync.issues import open_issues
 
-    frame = open_issues(Store(args.name))
+    store = Store(args.name, data_dir(create=False))
+    if not store.path.exists():  # never synced with this data folder: say so, and create nothing
+        if not args.json:
+            print(f"{args.name}: not synced yet with this data folder: no {store.path} (KEYBIMP_DATA names the "
+                  "folder); no sync issues to show")
+        return 0
+    frame = open_issues(store)
     if args.json:
         for _, row in frame.iterrows():
             print(json.dumps({"integration": row["integration"], "order_id": None if row["order_id"] is None
@@ -218,7 +224,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     entries = control.history(args.name)
     if not entries:
-        print(f"{args.name}: no history yet (the integration was never loaded)")
+        from keybimp_pipeline.storage.db import data_dir
+
+        print(f"{args.name}: no history in {data_dir(create=False)} (KEYBIMP_DATA) yet: the integration was never "
+              "loaded with this data folder")
     for entry in entries:
         if entry.get("event") == "setting":
             print(f"{entry['at']}  {entry['key']}: {entry['old']!r} → {entry['new']!r}")
@@ -257,29 +266,69 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 _NO_SETTINGS = {"emulate"}  # commands that never read the integrations file
 _SETTINGS_OPTIONAL = {"history", "issues"}  # these still work when the file is broken
+_READ_ONLY = {"history", "issues"}  # never create the data folder or a DuckDB file
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in the environment: one message, exit code 2, no traceback."""
 
 
 def _on_load(args: argparse.Namespace) -> None:
     """Every command that reads the integrations file records settings changes in the history (R-CONN-6) and
-    refuses a KeyCRM key that served another Bimp company (R-CONN-3).  `check` reports that refusal itself."""
+    refuses a KeyCRM key that served another Bimp company (R-CONN-3).  `check` reports that refusal itself.
+    A read-only command in a folder without a data folder records nothing (it would create one)."""
     if args.command in _NO_SETTINGS:
         return
     from keybimp_pipeline import control
     from keybimp_pipeline.defs.resources import load
+    from keybimp_pipeline.storage.db import data_dir
 
+    settings = None
     try:
-        control.on_load(load())
+        settings = load()
+        if args.command in _READ_ONLY and not data_dir(create=False).exists():
+            problems = control.key_problems(settings)
+            if problems:
+                raise SettingsError(problems)
+        else:
+            control.on_load(settings)
     except SettingsError as err:
         if args.command in _SETTINGS_OPTIONAL:
             print(f"keybimp: warning: the settings file was not loaded:\n{err}", file=sys.stderr)
+            _known_name(args, None)
             return
         if args.command == "check" and "R-CONN-3" in str(err):
+            _known_name(args, settings)
             return  # check prints it per integration, next to its other problems
         raise
+    _known_name(args, settings)
     name = getattr(args, "name", None)
     if args.command in ("sync", "stocks", "prices") and name and control.is_paused(name):
         print(f"note: '{name}' is paused, so its sensor and schedules skip; this manual {args.command} runs "
               f"anyway (`keybimp start {name}` resumes the automations)", file=sys.stderr)
+
+
+def _known_name(args: argparse.Namespace, settings) -> None:
+    """The integration a command names must exist: in the settings file, or -- when the file is broken and
+    the command only reads -- in the data folder.  Otherwise one message listing the known names (exit 2)."""
+    name = getattr(args, "name", None)
+    if not name:
+        return
+    from keybimp_pipeline.defs.resources import settings_path
+
+    if settings is not None:
+        if name in settings.names():
+            return
+        raise UsageError(f"no integration named {name!r} in {settings_path()}; known: "
+                         f"{', '.join(settings.names()) or '(none)'}")
+    from keybimp_pipeline.storage.db import data_dir, sync_state_files
+
+    folder = data_dir(create=False)
+    known = sorted((set(sync_state_files(folder)) if folder.exists() else set())
+                   | {p.name.removesuffix(".control.json") for p in folder.glob("*.control.json")})
+    if name not in known:
+        raise UsageError(f"no integration named {name!r}: the settings file did not load and {folder} "
+                         f"(KEYBIMP_DATA) holds no state of it; known there: {', '.join(known) or '(none)'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SettingsError as err:
         print(f"keybimp: settings error:\n{err}", file=sys.stderr)
+        return 2
+    except UsageError as err:
+        print(f"keybimp: {err}", file=sys.stderr)
         return 2
 
 

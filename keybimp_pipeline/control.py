@@ -42,8 +42,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _path(name: str) -> Path:
-    return data_dir() / f"{name}.control.json"
+def _path(name: str, create: bool = True) -> Path:
+    return data_dir(create) / f"{name}.control.json"
 
 
 def _lock(path: Path) -> FileLock:
@@ -52,7 +52,7 @@ def _lock(path: Path) -> FileLock:
 
 def read(name: str) -> dict:
     """The control state of an integration; an integration never seen is paused with an empty history."""
-    path = _path(name)
+    path = _path(name, create=False)  # a reader never creates the data folder
     if not path.exists():
         return {"paused": True, "history": []}
     state = json.loads(path.read_text(encoding="utf-8"))
@@ -163,12 +163,12 @@ def snapshot(integration: Integration) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def registry_path() -> Path:
-    return data_dir() / REGISTRY_FILE
+def registry_path(create: bool = True) -> Path:
+    return data_dir(create) / REGISTRY_FILE
 
 
 def read_registry() -> list[dict]:
-    path = registry_path()
+    path = registry_path(create=False)
     if not path.exists():
         return []
     return list(json.loads(path.read_text(encoding="utf-8")).get("keys", []))

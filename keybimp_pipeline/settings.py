@@ -534,7 +534,9 @@ def load_settings(path: str | Path | None = None) -> IntegrationsFile:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SettingsError([f"{p}: settings file not found (set {CONFIG_ENV} or create it)"]) from None
+        named = f"{CONFIG_ENV} names it" if os.environ.get(CONFIG_ENV) else f"{CONFIG_ENV} is not set"
+        raise SettingsError([(f"{p.absolute()}: settings file not found ({named}). Set {CONFIG_ENV} to your "
+                              "integrations file, or run keybimp in the folder holding integrations.yaml")]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

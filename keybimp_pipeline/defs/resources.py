@@ -17,11 +17,15 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "integrations.example.yaml"
 
 
 def settings_path() -> Path:
-    """$KEYBIMP_CONFIG, else ./integrations.yaml, else the shipped example (so a fresh clone loads)."""
+    """$KEYBIMP_CONFIG, else ./integrations.yaml, else -- in the project folder only -- the shipped example (so
+    a fresh clone loads).  Anywhere else a missing file is an error naming the path looked for: the example's
+    demo shops must not stand in for the user's integrations because `keybimp` ran in another folder."""
     if os.environ.get("KEYBIMP_CONFIG"):
         return Path(os.environ["KEYBIMP_CONFIG"])
     local = Path("integrations.yaml")
-    return local if local.exists() else EXAMPLE
+    if local.exists() or Path.cwd().resolve() != EXAMPLE.parent:
+        return local
+    return EXAMPLE
 
 
 def load() -> IntegrationsFile:

@@ -81,10 +81,12 @@ def memory_limit() -> str:
     return value
 
 
-def data_dir() -> Path:
-    """Where DuckDB files live: $KEYBIMP_DATA, else ./data (git-ignored)."""
+def data_dir(create: bool = True) -> Path:
+    """Where DuckDB files live: $KEYBIMP_DATA, else ./data (git-ignored).  ``create=False`` for readers, which
+    must not leave an empty data folder behind (a command run in the wrong folder)."""
     path = Path(os.environ.get("KEYBIMP_DATA", "data")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

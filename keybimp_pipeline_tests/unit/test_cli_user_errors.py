@@ -90,3 +90,46 @@ def test_a_secret_pasted_into_an_env_name_field_is_never_echoed_or_stored(user, 
                 "the environment and the variable's NAME here") in text
     history = run(capsys, "history", "shop")[1]
     assert "bimp.password_env: 'KB_CLI_PASS' → '(hidden: not an environment variable name)'" in history
+
+
+@pytest.mark.parametrize("argv", [["issues", "nope"], ["issues", "nope", "--json"], ["history", "nope"],
+                                  ["start", "nope"], ["pause", "nope"], ["sync", "nope"], ["stocks", "nope"],
+                                  ["prices", "nope"], ["check", "nope"]])
+def test_an_unknown_integration_name_is_one_error_listing_the_known_names(user, capsys, argv):
+    user["write"](integration("shop-a"), integration("shop-b", keycrm={"api_key_env": "KB_CLI_KEY_B"}))
+    rc, out, err = run(capsys, *argv)
+    assert rc == 2
+    assert out == ""
+    assert err == f"keybimp: no integration named 'nope' in {user['config']}; known: shop-a, shop-b\n"
+
+
+def test_another_folder_without_settings_is_an_error_and_creates_nothing(user, capsys, monkeypatch, tmp_path):
+    """Run where no integrations.yaml lies and KEYBIMP_CONFIG/KEYBIMP_DATA are unset: the file looked for and
+    KEYBIMP_CONFIG are named, the exit code is 2, and no ./data folder or DuckDB file is left behind (the
+    shipped example's demo shops stand in only in the project folder itself)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("KEYBIMP_CONFIG")
+    monkeypatch.delenv("KEYBIMP_DATA")
+    for argv in (["issues", "demo-shop"], ["history", "demo-shop"], ["check"], ["sync", "demo-shop"],
+                 ["start", "demo-shop"]):
+        rc, out, err = run(capsys, *argv)
+        assert rc == 2, (argv, out, err)
+        assert (f"{elsewhere / 'integrations.yaml'}: settings file not found (KEYBIMP_CONFIG is not set). Set "
+                "KEYBIMP_CONFIG to your integrations file") in err
+        assert "OK" not in out and "no open sync issues" not in out
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_read_only_commands_never_create_the_data_folder(user, capsys):
+    """`issues` and `history` of a configured integration never synced with this data folder say so, and
+    leave no data folder or DuckDB file behind."""
+    rc, out, _ = run(capsys, "issues", "shop")
+    assert rc == 0
+    assert out == (f"shop: not synced yet with this data folder: no {user['data'] / 'shop.duckdb'} (KEYBIMP_DATA "
+                   "names the folder); no sync issues to show\n")
+    assert run(capsys, "issues", "shop", "--json")[:2] == (0, "")
+    rc, out, _ = run(capsys, "history", "shop")
+    assert rc == 0 and out.startswith(f"shop: no history in {user['data']} (KEYBIMP_DATA) yet")
+    assert not user["data"].exists()
