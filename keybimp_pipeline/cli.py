@@ -41,25 +41,33 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """One run over the whole range (one listing of KeyCRM, each step's fixed cost paid once), recorded in the
     instance as a single-run backfill of those partitions is: the UI shows the run and every day of the range
     materialised (or failed, when the run failed)."""
+    from keybimp_pipeline.defs.resources import load, settings_path
+    from keybimp_pipeline.sync.days import local_day
+
+    settings = load()  # the range is checked before Dagster and the definitions are imported (seconds)
+    integration = settings.get(args.name)
+    today = local_day(datetime.now(UTC), integration.timezone)
+    start = args.date_from or integration.start_date
+    end = args.date_to or today
+    first_partition = min(i.start_date for i in settings.integrations)
+    zone = f"today is {today} in {integration.timezone}, the shop's time zone"
+    if start > today:
+        raise UsageError(f"--from {start} is in the future ({zone}): there is nothing to sync yet")
+    if end > today:
+        raise UsageError(f"--to {end} is in the future ({zone}): leave --to out to sync up to today")
+    if start < first_partition:
+        raise UsageError(
+            f"--from {start} is before the first day partition {first_partition} (the earliest start_date in "
+            f"{settings_path()}). To sync older days, lower start_date of '{args.name}' in that file to {start} "
+            "or earlier: the older days then become day partitions like the others, synced by this command or "
+            "backfilled in the Dagster UI")
+    if end < start:
+        raise UsageError(f"--to {end} is before --from {start}")
     _dagster_home()
     import dagster as dg
 
     from keybimp_pipeline import definitions
     from keybimp_pipeline.defs.partitions import key, range_tags
-    from keybimp_pipeline.sync.days import local_day
-
-    settings = definitions.SETTINGS
-    integration = settings.get(args.name)
-    today = local_day(datetime.now(UTC), integration.timezone)
-    start = date.fromisoformat(args.date_from) if args.date_from else integration.start_date
-    end = date.fromisoformat(args.date_to) if args.date_to else today
-    first_partition = min(i.start_date for i in settings.integrations)
-    if start < first_partition:
-        print(f"--from {start} is before the first partition {first_partition} (start_date)", file=sys.stderr)
-        return 2
-    if end < start:
-        print(f"--to {end} is before --from {start}", file=sys.stderr)
-        return 2
     instance = _instance()
     started = datetime.now(UTC)
     run_config = {"ops": {"keycrm_orders_raw": {"config": {"full_refresh": bool(args.full_refresh)}}},
@@ -331,19 +339,42 @@ def _known_name(args: argparse.Namespace, settings) -> None:
                          f"(KEYBIMP_DATA) holds no state of it; known there: {', '.join(known) or '(none)'}")
 
 
+def _day(text: str) -> date:
+    """An argparse type: a calendar day written YYYY-MM-DD (a wrong one is a usage error, not a traceback)."""
+    import re
+
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: expected YYYY-MM-DD, like 2026-11-01") from None
+
+
+NAME_HELP = "the integration, as named in the settings file"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keybimp", description="KeyCRM ⇄ Bimp pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("sync", help="materialise the order assets of an integration for a range of days")
-    p.add_argument("name")
-    p.add_argument("--from", dest="date_from")
-    p.add_argument("--to", dest="date_to")
-    p.add_argument("--full-refresh", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("sync", help="materialise the order assets of an integration for a range of days",
+                       description="Sync KeyCRM orders of a range of days into Bimp (customer orders, payments, "
+                                   "sales, returns) in one run recorded in the Dagster instance ($DAGSTER_HOME).")
+    p.add_argument("name", help=NAME_HELP)
+    p.add_argument("--from", dest="date_from", type=_day, metavar="YYYY-MM-DD",
+                   help="first day to sync, in the shop's time zone (default: the integration's start_date)")
+    p.add_argument("--to", dest="date_to", type=_day, metavar="YYYY-MM-DD",
+                   help="last day to sync, inclusive (default: today in the shop's time zone)")
+    p.add_argument("--full-refresh", action="store_true",
+                   help="read every order of the days from KeyCRM again, instead of only those changed since "
+                        "the last sync (each day's cursor), and replace the stored copies of those days (orders "
+                        "deleted in KeyCRM drop out). Use it when KeyCRM changed without updated_at moving. Bimp "
+                        "is written as usual: the write ledger keeps a document from being created twice")
+    p.add_argument("--quiet", action="store_true", help="no 'ok' line on success (the summary still prints)")
     p.set_defaults(func=cmd_sync)
     p = sub.add_parser("issues", help="open sync issues of an integration")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("name", help=NAME_HELP)
+    p.add_argument("--json", action="store_true", help="one JSON object a line (for scripts), no text")
     p.set_defaults(func=cmd_issues)
     p = sub.add_parser("emulate", help="start the KeyCRM and Bimp emulators on loopback")
     p.add_argument("--keycrm-port", type=int, default=8801)
@@ -360,19 +391,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "it names records of an earlier Bimp that the fresh emulator lacks")
     p.set_defaults(func=cmd_emulate)
     p = sub.add_parser("stocks", help="upload Bimp stocks to KeyCRM (behind the migration guard)")
-    p.add_argument("name")
+    p.add_argument("name", help=NAME_HELP)
     p.add_argument("--confirm", action="store_true", help="let an upload the guard stopped through")
     p.set_defaults(func=cmd_stocks)
     p = sub.add_parser("prices", help="upload Bimp prices to KeyCRM")
-    p.add_argument("name")
+    p.add_argument("name", help=NAME_HELP)
     p.add_argument("--dry-run", action="store_true", help="report what would change and be created, write nothing")
     p.set_defaults(func=cmd_prices)
     for name in ("start", "pause"):
         p = sub.add_parser(name, help=f"{name} all automations of an integration")
-        p.add_argument("name")
+        p.add_argument("name", help=NAME_HELP)
         p.set_defaults(func=cmd_start_pause)
     p = sub.add_parser("history", help="settings changes, starts and pauses of an integration")
-    p.add_argument("name")
+    p.add_argument("name", help=NAME_HELP)
     p.set_defaults(func=cmd_history)
     p = sub.add_parser("check", help="validate the file, then call both APIs with each integration's "
                                      "credentials and resolve every named object")

@@ -490,6 +490,8 @@ def _validation_messages(exc: ValidationError, prefix: str = "") -> list[str]:
         path = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "(file)")
         msg = _MESSAGES.get(err["type"], err["msg"])
         msg = msg.removeprefix("Value error, ")
+        if err["type"].startswith("date") and isinstance(err.get("input"), str):  # a date is never a secret
+            msg = f"{err['input']!r} is not a date: {err.get('ctx', {}).get('error', msg)} (write YYYY-MM-DD)"
         out.append(f"{path}: {msg}")
     return out
 
@@ -524,6 +526,17 @@ def parse_settings(data: Any) -> IntegrationsFile:
     return IntegrationsFile.model_validate({"integrations": [integ for _, integ in valid]})
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader without its date resolver: `start_date: 2026-09-31` stays text, so pydantic refuses
+    it with the file and the setting's path, instead of PyYAML raising a bare ValueError while reading."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def default_settings_path() -> Path:
     return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
 
@@ -538,7 +551,7 @@ def load_settings(path: str | Path | None = None) -> IntegrationsFile:
         raise SettingsError([(f"{p.absolute()}: settings file not found ({named}). Set {CONFIG_ENV} to your "
                               "integrations file, or run keybimp in the folder holding integrations.yaml")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader, minus dates (see _Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)

@@ -133,3 +133,60 @@ def test_read_only_commands_never_create_the_data_folder(user, capsys):
     rc, out, _ = run(capsys, "history", "shop")
     assert rc == 0 and out.startswith(f"shop: no history in {user['data']} (KEYBIMP_DATA) yet")
     assert not user["data"].exists()
+
+
+def test_an_impossible_start_date_is_a_path_qualified_settings_error(user, capsys):
+    """`start_date: 2026-09-31` (unquoted, as users write dates): the file, the setting's path, the value and
+    what is wrong, exit 2 -- not PyYAML's bare ValueError from reading the file."""
+    user["config"].write_text(yaml.safe_dump({"integrations": [integration()]}, sort_keys=False)
+                              .replace("start_date: '2026-09-01'", "start_date: 2026-09-31"), encoding="utf-8")
+    assert "start_date: 2026-09-31\n" in user["config"].read_text()
+    rc, _, err = run(capsys, "check")
+    assert rc == 2
+    assert err == (f"keybimp: settings error:\n{user['config']}: integrations[0].start_date: '2026-09-31' is not a "
+                   "date: day value is outside expected range (write YYYY-MM-DD)\n")
+
+
+def test_a_valid_unquoted_start_date_still_loads(user):
+    from keybimp_pipeline.settings import load_settings
+
+    user["config"].write_text(user["config"].read_text().replace("'2026-09-01'", "2026-09-01"), encoding="utf-8")
+    assert str(load_settings(user["config"]).get("shop").start_date) == "2026-09-01"
+
+
+@pytest.mark.parametrize("value", ["2026/11/01", "01.11.2026", "20261101", "2026-11-31"])
+def test_sync_dates_must_be_written_yyyy_mm_dd(user, capsys, value):
+    rc, out, err = run(capsys, "sync", "shop", "--from", value)
+    assert rc == 2 and out == ""
+    assert err.splitlines()[-1] == (f"keybimp sync: error: argument --from: {value!r} is not a date: expected "
+                                    "YYYY-MM-DD, like 2026-11-01")
+
+
+def test_sync_from_in_the_future_or_before_start_date_says_what_to_do(user, capsys):
+    from datetime import UTC, datetime, timedelta
+
+    from keybimp_pipeline.sync.days import local_day
+
+    today = local_day(datetime.now(UTC), "Europe/Kyiv")
+    later = today + timedelta(days=30)
+    rc, _, err = run(capsys, "sync", "shop", "--from", str(later))
+    assert rc == 2
+    assert err.splitlines()[-1] + "\n" == (f"keybimp: --from {later} is in the future (today is {today} in Europe/Kyiv, the shop's time "
+                   "zone): there is nothing to sync yet\n")  # not "--to … is before --from": --to was not given
+    rc, _, err = run(capsys, "sync", "shop", "--from", "2026-08-15")
+    assert rc == 2
+    # README: older days are "a backfill away" -- the message says how to get there
+    assert err.splitlines()[-1] + "\n" == (f"keybimp: --from 2026-08-15 is before the first day partition 2026-09-01 (the earliest "
+                   f"start_date in {user['config']}). To sync older days, lower start_date of 'shop' in that file "
+                   "to 2026-08-15 or earlier: the older days then become day partitions like the others, synced "
+                   "by this command or backfilled in the Dagster UI\n")
+
+
+def test_every_option_of_the_shop_commands_has_a_help_text():
+    """`keybimp sync --help` and the others describe every option (`emulate`, test equipment, has its own)."""
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    missing = [f"{name} {action.dest}" for name, sub in commands.items() if name != "emulate"
+               for action in sub._actions if action.dest != "help" and not action.help]
+    assert missing == []
+    assert "--full-refresh" in commands["sync"].format_help() and "cursor" in commands["sync"].format_help()
