@@ -8,10 +8,12 @@
 // opens, so it never covers the page.
 //
 // In the browser: the lineage from raw KeyCRM orders to Bimp customer orders is drawn; the global asset
-// lineage shows the stages as groups; the Partitions tab of keycrm_orders_raw shows the failed and the
-// materialised days, and the failed one's run; the failed day is re-run from the UI (Jobs → sync_orders →
-// Materialize all…, that day and integration, Launch), the run succeeds, and the Partitions tabs then show
-// 0 failed / 3 materialised for the first and the Bimp customer orders.
+// lineage shows the stages as groups; the Partitions tabs of bimp_customer_orders and keycrm_orders_raw count
+// 1 failed and 2 materialised days; with only *Failed* ticked, keycrm_orders_raw lists that day and
+// integration alone, and its detail names the run that failed; the failed day is re-run from the UI (Jobs →
+// sync_orders → Materialize all…, that day and integration, Launch: every order asset, as the README says;
+// an asset's own Materialize… would re-run that asset only), the run succeeds, and the Partitions tabs then
+// show 0 failed / 3 materialised for the first and the Bimp customer orders.
 //
 // Screenshots go to ../screenshots/ (git-ignored).  When a step fails, its screenshot, the page's HTML and the
 // tail of dagster dev's log are saved/printed, so the CI log says why.  Every process started is ended at the
@@ -138,6 +140,17 @@ async function partitionCounts(asset, failed, materialized) {
   return counts;
 }
 
+/** The run whose id starts with `prefix`, once it has ended (status, tags as an object), read through GraphQL. */
+async function runEnded(prefix, timeoutMs) {
+  return waitFor(`run ${prefix} to end`, async () => {
+    const data = await stack.graphql(`{ runsOrError(limit: 50) { ... on Runs { results { runId status
+      tags { key value } } } } }`);
+    const r = data.runsOrError.results.find((x) => x.runId.startsWith(prefix));
+    if (!r || !['SUCCESS', 'FAILURE', 'CANCELED'].includes(r.status)) return false;
+    return { ...r, tags: Object.fromEntries(r.tags.map((t) => [t.key, t.value])) };
+  }, timeoutMs);
+}
+
 function drawnAs(name, labels) {
   // narrow nodes show long names shortened in the middle ("bimp_custo…_orders")
   return labels.some((l) => l === name || (l.includes('…') && name.startsWith(l.split('…')[0])
@@ -214,13 +227,33 @@ test('the global asset lineage shows the stages as groups', { timeout: TEST }, s
 
 test('the Partitions tab shows the day that failed in the outage; re-run from the UI, it turns green',
   { timeout: TEST }, step('partitions', async () => {
-    let counts = await partitionCounts('keycrm_orders_raw', 1, OK_DAYS.length);
+    // the run that failed in the outage planned every order asset: the last of them, the Bimp customer
+    // orders, counts that day as failed too
+    let counts = await partitionCounts('bimp_customer_orders', 1, OK_DAYS.length);
     assert.deepEqual([counts.failed, counts.materialized], [1, OK_DAYS.length], JSON.stringify(counts));
+    counts = await partitionCounts('keycrm_orders_raw', 1, OK_DAYS.length);
+    assert.deepEqual([counts.failed, counts.materialized], [1, OK_DAYS.length], JSON.stringify(counts));
+    // only the failed partitions: untick the other statuses; the lists then hold that day and integration alone
+    for (const status of ['Materialized', 'Materializing', 'Missing']) {
+      await page.getByText(new RegExp(`^${status} \\(\\d+\\)$`)).first().click();
+    }
+    await page.getByText('1 Partitions Selected', { exact: true }).waitFor();
+    assert.match(page.url(), /[?&]status=FAILED(&|$)/);
+    await page.getByText(OUTAGE_DAY, { exact: true }).first().waitFor();
+    for (const day of OK_DAYS) {
+      assert.equal(await page.getByText(day, { exact: true }).count(), 0, `${day} listed among the failed`);
+    }
     // the failed partition: its day, then its integration; the detail names the run that failed
     await page.getByText(OUTAGE_DAY, { exact: true }).first().click();
     await page.getByText('demo-shop', { exact: true }).first().click();
     await page.getByText(`${OUTAGE_DAY}|demo-shop`).first().waitFor();
-    await page.getByText(/failed, and did not materialize this asset/).first().waitFor();
+    const failedText = await page.getByText(/Run [0-9a-f]{8} failed, and did not materialize this asset/).first()
+      .innerText();
+    const failedRun = await runEnded(failedText.match(/Run ([0-9a-f]{8})/)[1], ACTION);
+    assert.equal(failedRun.status, 'FAILURE', `the run the Partitions tab names: ${JSON.stringify(failedRun)}`);
+    // the outage's `keybimp sync` of that day
+    assert.equal(failedRun.tags['keybimp/trigger'], 'cli', JSON.stringify(failedRun.tags));
+    assert.equal(failedRun.tags['dagster/partition'], `${OUTAGE_DAY}|demo-shop`, JSON.stringify(failedRun.tags));
     await shot('partitions-failed.png');
 
     // the outage is over: re-run that day's whole sync (every order asset, not only the raw one) as a person
@@ -246,15 +279,9 @@ test('the Partitions tab shows the day that failed in the outage; re-run from th
     console.log(`# ${launched.trim()}`);
 
     // the run, queued by the instance's coordinator, picked up by the daemon, executed: wait for it to end
-    const run = await waitFor(`run ${runId} to finish`, async () => {
-      const data = await stack.graphql(`{ runsOrError(limit: 20) { ... on Runs { results { runId status
-        tags { key value } } } } }`);
-      const r = data.runsOrError.results.find((x) => x.runId.startsWith(runId));
-      return r && ['SUCCESS', 'FAILURE', 'CANCELED'].includes(r.status) ? r : false;
-    }, RUN);
+    const run = await runEnded(runId, RUN);
     assert.equal(run.status, 'SUCCESS', `run ${run.runId} ended ${run.status}`);
-    const tags = Object.fromEntries(run.tags.map((t) => [t.key, t.value]));
-    assert.equal(tags['dagster/partition'], `${OUTAGE_DAY}|demo-shop`, JSON.stringify(tags));
+    assert.equal(run.tags['dagster/partition'], `${OUTAGE_DAY}|demo-shop`, JSON.stringify(run.tags));
     mark(`UI re-run of ${OUTAGE_DAY} (launch → success)`, t0);
     await open(`/runs/${run.runId}`);
     await page.getByText('Success', { exact: true }).first().waitFor();
