@@ -174,14 +174,15 @@ def read_registry() -> list[dict]:
     return list(json.loads(path.read_text(encoding="utf-8")).get("keys", []))
 
 
-def _company_ids(url: str, company: str, extra: Iterable[str] = ()) -> set[str]:
-    """A company is known by its code and its uuid, on one Bimp service (url)."""
-    base = url.rstrip("/").casefold()
-    return {f"{base}|{str(c).strip().casefold()}" for c in [company, *extra] if c}
+def _company_ids(company: str, extra: Iterable[str] = ()) -> set[str]:
+    """A company is known by its code and its uuid (Bimp gives both).  Not by the Bimp URL: the same service
+    is written http://127.0.0.1:8802 in one file and http://localhost:8802 in another, and the company stays
+    the same; what R-CONN-3 guards against is one key serving two *companies*."""
+    return {str(c).strip().casefold() for c in [company, *extra] if c}
 
 
 def _entry_ids(entry: dict) -> set[str]:
-    return _company_ids(entry.get("bimp_url", ""), entry.get("company", ""), entry.get("company_ids", []))
+    return _company_ids(entry.get("company", ""), entry.get("company_ids", []))
 
 
 def _known_ids(entries: list[dict], ids: set[str]) -> set[str]:
@@ -203,7 +204,7 @@ def key_problems(settings: IntegrationsFile) -> list[str]:
         if not key:
             continue  # nothing to compare; the command that needs the key reports the missing variable
         fp = key_fingerprint(key)
-        ids = _known_ids(entries, _company_ids(integration.bimp.url, integration.bimp.company))
+        ids = _known_ids(entries, _company_ids(integration.bimp.company))
         for entry in entries:
             if entry.get("fingerprint") == fp and not (_entry_ids(entry) & ids):
                 out.append(
@@ -231,8 +232,7 @@ def remember_keys(settings: IntegrationsFile, company_ids: dict[str, Iterable[st
                 continue
             fp = key_fingerprint(key)
             found = next((e for e in entries if e.get("fingerprint") == fp and e.get("integration") == integration.name
-                          and e.get("company") == integration.bimp.company
-                          and e.get("bimp_url") == integration.bimp.url), None)
+                          and _entry_ids(e) & _company_ids(integration.bimp.company)), None)
             extra = sorted({str(x) for x in (company_ids or {}).get(integration.name, []) if x})
             if found is None:
                 entries.append({"integration": integration.name, "bimp_url": integration.bimp.url,

@@ -10,11 +10,11 @@ from keybimp_pipeline import control
 from keybimp_pipeline.settings import SettingsError, key_fingerprint, parse_settings
 
 
-def _file(*integrations: tuple[str, str, str]) -> object:
+def _file(*integrations: tuple[str, str, str], bimp_url: str = "http://b.test") -> object:
     """(name, key env var, Bimp company) per integration."""
     return parse_settings({"integrations": [
         {"name": n, "keycrm": {"url": "http://k.test/v1", "api_key_env": env},
-         "bimp": {"url": "http://b.test", "email_env": "B_EMAIL", "password_env": "B_PASS", "company": company}}
+         "bimp": {"url": bimp_url, "email_env": "B_EMAIL", "password_env": "B_PASS", "company": company}}
         for n, env, company in integrations]})
 
 
@@ -80,3 +80,19 @@ def test_R_CONN_3_a_key_that_served_another_company_is_refused_before_anything_i
     control.on_load(_file(("shop-a", "KEY_A", "UUID-of-001")))
     with pytest.raises(SettingsError):
         control.on_load(_file(("shop-a", "KEY_A", "uuid-of-002")))
+
+
+def test_R_CONN_3_the_same_company_under_another_spelling_of_the_bimp_url_is_the_same_company(data):
+    """The company is what R-CONN-3 compares (its code, and the uuid check learned), not the URL's text:
+    127.0.0.1 and localhost, a trailing slash or https are the same Bimp company; a key pointed at another
+    company through any URL is still refused."""
+    control.on_load(_file(("shop-a", "KEY_A", "001"), bimp_url="http://127.0.0.1:8802"))
+    control.remember_keys(_file(("shop-a", "KEY_A", "001")), {"shop-a": ["001", "uuid-of-001"]})
+    for url in ("http://localhost:8802", "http://127.0.0.1:8802/", "https://app.bimpsoft.com"):
+        control.on_load(_file(("shop-a", "KEY_A", "001"), bimp_url=url))
+        control.on_load(_file(("shop-a", "KEY_A", "uuid-of-001"), bimp_url=url))
+    assert len(control.read_registry()) == 1  # one key, one company: one entry, however the URL was written
+    for url in ("http://localhost:8802", "http://127.0.0.1:8802"):
+        with pytest.raises(SettingsError) as info:
+            control.on_load(_file(("shop-a", "KEY_A", "002"), bimp_url=url))
+        assert "already served Bimp company '001' through integration 'shop-a'" in str(info.value)
