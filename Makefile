@@ -26,8 +26,13 @@ test: install
 demo: install
 	$(BIN)/python -m keybimp_pipeline.demo_run
 
+# Run from $(DAGSTER_HOME): `dagster dev` warns about any dagster.yaml in its working folder that is not the
+# instance's (the one here is the template `install` copies there).  The settings file is named explicitly, as
+# the folder no longer says which one applies: integrations.yaml if there is one, else the shipped example.
+UI_CONFIG = $(or $(KEYBIMP_CONFIG),$(if $(wildcard integrations.yaml),$(CURDIR)/integrations.yaml,$(CURDIR)/integrations.example.yaml))
 ui: install
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	cd $(DAGSTER_HOME) && KEYBIMP_CONFIG=$(abspath $(UI_CONFIG)) PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
+	  $(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p $(or $(UI_PORT),3000)
 
 # The UI as a person sees it: Debian's Chromium (apt) driven by playwright-core (npm, lock file committed).
 # Needs apt (as root), so CI runs it from .ci/run after `make test`, never inside it.  Its own emulators,

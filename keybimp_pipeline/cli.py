@@ -89,6 +89,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from keybimp_pipeline.summary import format_summary, summarize
 
     print(format_summary(args.name, summarize(args.name, since=started)))
+    from keybimp_pipeline import control
+
+    if control.is_paused(args.name):  # said once, where it matters: this sync ran, the automations will not
+        print(f"{args.name}'s automations are paused (new integrations start so): its sensor and schedules "
+              f"skip until `keybimp start {args.name}`")
     return 0 if result.success else 1
 
 
@@ -310,10 +315,6 @@ def _on_load(args: argparse.Namespace) -> None:
             return  # check prints it per integration, next to its other problems
         raise
     _known_name(args, settings)
-    name = getattr(args, "name", None)
-    if args.command in ("sync", "stocks", "prices") and name and control.is_paused(name):
-        print(f"note: '{name}' is paused, so its sensor and schedules skip; this manual {args.command} runs "
-              f"anyway (`keybimp start {name}` resumes the automations)", file=sys.stderr)
 
 
 def _known_name(args: argparse.Namespace, settings) -> None:

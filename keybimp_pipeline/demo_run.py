@@ -16,8 +16,38 @@ from pathlib import Path
 from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYCRM_PORT, BIMP_PORT = 8801, 8802
-KEYCRM2_PORT = 8803  # the second shop's KeyCRM account (one emulator serves one account)
+DEFAULT_PORTS = (8801, 8802, 8803)  # KeyCRM shop 1, Bimp, KeyCRM shop 2: the example settings' URLs
+
+
+def _ports() -> tuple[int, int, int]:
+    """KEYBIMP_DEMO_PORTS="18801,18802,18803" moves the demo off the example's ports (another demo, a test)."""
+    raw = os.environ.get("KEYBIMP_DEMO_PORTS")
+    if not raw:
+        return DEFAULT_PORTS
+    try:
+        ports = tuple(int(p) for p in raw.split(","))
+    except ValueError:
+        ports = ()
+    if len(ports) != 3 or len(set(ports)) != 3:
+        raise SystemExit(f"KEYBIMP_DEMO_PORTS must be three different ports (KeyCRM, Bimp, KeyCRM shop 2), "
+                         f"got {raw!r}")
+    return ports  # type: ignore[return-value]
+
+
+KEYCRM_PORT, BIMP_PORT, KEYCRM2_PORT = _ports()  # one KeyCRM emulator per shop: one serves one account
+
+
+def _settings_for_ports(data: Path) -> Path:
+    """The example settings, or a copy of them in the data folder pointing at the demo's own ports."""
+    example = ROOT / "integrations.example.yaml"
+    if (KEYCRM_PORT, BIMP_PORT, KEYCRM2_PORT) == DEFAULT_PORTS:
+        return example
+    text = example.read_text()
+    for old, new in zip(DEFAULT_PORTS, (KEYCRM_PORT, BIMP_PORT, KEYCRM2_PORT), strict=True):
+        text = text.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
+    moved = data / "demo-settings.yaml"
+    moved.write_text(text)
+    return moved
 
 
 def _port_open(port: int) -> bool:
@@ -50,7 +80,6 @@ def main() -> int:
                   file=sys.stderr)
             return 2
     env = dict(os.environ)
-    env.setdefault("KEYBIMP_CONFIG", str(ROOT / "integrations.example.yaml"))
     env["KEYCRM_KEY_DEMO_SHOP"] = demo_shop.DEMO_KEYCRM_KEY
     env["KEYCRM_KEY_DEMO_SHOP_2"] = demo_shop.DEMO_KEYCRM_KEY_2  # the second shop: its own KeyCRM account
     env["BIMP_EMAIL"] = demo_shop.DEMO_BIMP_EMAIL
@@ -59,6 +88,7 @@ def main() -> int:
     data.mkdir(parents=True, exist_ok=True)
     for old in data.glob("demo-shop*"):
         old.unlink()  # the emulators start from a fresh demo shop, so the local state starts fresh too
+    env.setdefault("KEYBIMP_CONFIG", str(_settings_for_ports(data)))
 
     print("starting the KeyCRM and Bimp emulators with two demo shops writing into one Bimp company …", flush=True)
     emulators = subprocess.Popen([sys.executable, "-m", "keybimp_pipeline.emulators.serve", "--demo",
@@ -102,8 +132,14 @@ def main() -> int:
         print("\nthe second shop's history (settings changes, starts, pauses): `keybimp history demo-shop-2`",
               flush=True)
         subprocess.call(keybimp + ["history", "demo-shop-2"], env=env)
-        print(f"\nopen sync issues: `KEYBIMP_CONFIG={env['KEYBIMP_CONFIG']} .venv/bin/keybimp issues demo-shop`"
-              "\nthe Dagster UI on the same runs and data: `make ui`, then http://127.0.0.1:3000")
+        config = "" if env["KEYBIMP_CONFIG"] == str(ROOT / "integrations.example.yaml") else \
+            f"KEYBIMP_CONFIG={env['KEYBIMP_CONFIG']} "
+        print(f"\nthe emulators stop now; the data stays in {data} and $DAGSTER_HOME:"
+              f"\n  open sync issues, with what to do:  {config}.venv/bin/keybimp issues demo-shop"
+              f"\n  the Dagster UI on the same runs:     {config}make ui   (then http://127.0.0.1:3000)"
+              "\n  sensors and uploads need the emulators running: `make emulate RESET=1` in another terminal "
+              "starts them fresh\n  and clears this data (it names records of these emulators' Bimp), then sync "
+              "again; the demo's\n  environment values are in the README (\"The demo's settings\")")
         return code
     finally:
         emulators.send_signal(signal.SIGTERM)

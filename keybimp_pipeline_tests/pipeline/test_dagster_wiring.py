@@ -177,7 +177,14 @@ def test_R_ORCH_2_keybimp_sync_of_a_range_is_one_run_recorded_in_the_instance(de
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     assert cli.main(["sync", "demo-shop", "--from", "2026-11-01", "--to", "2026-11-03"]) == 0
-    assert "2026-11-01..2026-11-03 (3 days): ok" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "2026-11-01..2026-11-03 (3 days): ok" in printed.out
+    # a new integration is paused (R-CONN-5): said once, after the summary, not before every command
+    lines = printed.out.splitlines()
+    assert lines[-1] == ("demo-shop's automations are paused (new integrations start so): its sensor and "
+                         "schedules skip until `keybimp start demo-shop`")
+    assert sum("paused" in line for line in lines) == 1 and "paused" not in printed.err
+    assert lines[-2].startswith("written to Bimp this run: ") and lines[-2] != "written to Bimp this run: 0"
     with dg.DagsterInstance.get() as instance:
         [run] = instance.get_runs()
         assert run.is_success and run.tags["keybimp/trigger"] == "cli"
@@ -188,6 +195,13 @@ def test_R_ORCH_2_keybimp_sync_of_a_range_is_one_run_recorded_in_the_instance(de
             dg.AssetKey("keycrm_orders_raw"), sorted(RANGE_KEYS), definitions.ORDERS_PARTITIONS)
         assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
     assert sorted(shop.orders()) == [1, 2, 3, 4]
+
+    assert cli.main(["start", "demo-shop"]) == 0
+    capsys.readouterr()
+    assert cli.main(["sync", "demo-shop", "--from", "2026-11-01", "--to", "2026-11-03"]) == 0
+    again = capsys.readouterr()
+    assert again.out.splitlines()[-1] == "written to Bimp this run: 0"  # R-ORCH-6; started: no paused line
+    assert "paused" not in again.out + again.err
 
 
 @pytest.mark.parametrize("target", [["-w", "workspace.yaml"], ["-m", "keybimp_pipeline.definitions"]],
