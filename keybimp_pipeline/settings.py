@@ -511,6 +511,9 @@ def parse_settings(data: Any) -> IntegrationsFile:
     elif not isinstance(raw_list, list):
         problems.append("integrations: must be a list")
         raw_list = []
+    elif not raw_list:  # a file that syncs nothing is a mistake, not a configuration
+        problems.append("integrations: the list is empty, so there is nothing to sync; add an integration "
+                        "(integrations.example.yaml shows one, key by key)")
     valid: list[tuple[int, Integration]] = []
     for i, raw in enumerate(raw_list):
         prefix = f"integrations[{i}]"

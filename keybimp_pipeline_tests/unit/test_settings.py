@@ -119,6 +119,12 @@ def test_typos_and_bad_values_are_errors_with_paths():
     assert len(msgs) == 5
 
 
+def test_an_empty_integrations_list_is_an_error_not_nothing_to_do():
+    assert errors({"integrations": []}) == [
+        "integrations: the list is empty, so there is nothing to sync; add an integration "
+        "(integrations.example.yaml shows one, key by key)"]
+
+
 def test_duplicate_integration_names_are_refused():
     data = {"integrations": [BASE, one(keycrm={"url": "https://k", "api_key_env": "KB_TEST_KEY_B"})]}
     assert errors(data) == ["integrations[1].name: duplicate integration name 'shop-main' (also integrations[0])"]
