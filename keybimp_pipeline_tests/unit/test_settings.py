@@ -229,3 +229,21 @@ def test_resolve_reference_nothing_or_several_names_the_candidates():
         resolve_reference("склад київ", CANDIDATES, path="stocks.warehouses", kind="warehouse")
     assert str(info.value) == ("stocks.warehouses: 2 Bimp warehouse objects are named 'склад київ': "
                                "'Склад Київ' (w-2), 'Склад київ' (w-3); give the uuid instead")
+
+
+def test_docs_config_md_defaults_are_the_codes():
+    """docs/CONFIG.md (the reference the README and the example file point at) states each default as the
+    code has it (R-CONN-1): a key left out of an integration takes exactly the value the page shows."""
+    import re
+
+    import yaml
+
+    page = (ROOT / "docs" / "CONFIG.md").read_text()
+    documented = yaml.safe_load(re.search(r"```yaml\n(.*?)```", page, re.S).group(1))["integrations"][0]
+    actual = parse_settings({"integrations": [BASE]}).integrations[0].model_dump()
+    assert documented["keycrm"]["requests_per_minute"] == actual["keycrm"]["requests_per_minute"]
+    checked = [k for k in documented if k not in ("name", "keycrm", "bimp")]
+    assert {"timezone", "start_date", "main", "products", "customers", "statuses", "payments", "sales", "returns",
+            "stocks", "prices"} <= set(checked)
+    for key in checked:
+        assert documented[key] == actual[key], key
