@@ -63,6 +63,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             "backfilled in the Dagster UI")
     if end < start:
         raise UsageError(f"--to {end} is before --from {start}")
+    _credentials(integration)
     _dagster_home()
     import dagster as dg
 
@@ -71,7 +72,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     instance = _instance()
     started = datetime.now(UTC)
     run_config = {"ops": {"keycrm_orders_raw": {"config": {"full_refresh": bool(args.full_refresh)}}},
-                  "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+                  "loggers": _console(args)}
     tags = {"keybimp/integration": args.name, "keybimp/trigger": "cli"}
     days = _days(start, end)
     if len(days) > 1:
@@ -82,9 +83,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
         resources={"keybimp": definitions.resources.Keybimp()}, run_config=run_config,
         tags=tags, raise_on_error=False)
     span = str(start) if len(days) == 1 else f"{start}..{end} ({len(days)} days)"
-    if not result.success:
-        print(f"{span}: run {result.run_id} FAILED (see the Dagster UI)", file=sys.stderr)
-    elif not args.quiet:
+    if not result.success:  # the reason, not a summary that looks like any other day's
+        return _failed(result, args.name, f"sync of {span}")
+    if not args.quiet:
         print(f"{span}: ok", flush=True)
     from keybimp_pipeline.summary import format_summary, summarize
 
@@ -94,10 +95,49 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if control.is_paused(args.name):  # said once, where it matters: this sync ran, the automations will not
         print(f"{args.name}'s automations are paused (new integrations start so): its sensor and schedules "
               f"skip until `keybimp start {args.name}`")
-    return 0 if result.success else 1
+    return 0
 
 
-def _materialize_upload(name: str, selection: list[str], run_config: dict | None = None):
+def _console(args: argparse.Namespace) -> dict:
+    """Dagster's console log: its step errors come with stack traces (100+ lines a failure), so it stays off
+    unless --verbose; a failure is told in one line per problem (`_failed`), the run keeps the full log."""
+    return {"console": {"config": {"log_level": "INFO" if getattr(args, "verbose", False) else "CRITICAL"}}}
+
+
+def _failed(result, name: str, what: str) -> int:
+    """A failed run: one line per problem (what, the URL, what to do), where to read more; exit 1 (130 when
+    interrupted)."""
+    from keybimp_pipeline import failures
+    from keybimp_pipeline.defs.resources import load
+
+    found = failures.root_errors(result)
+    if failures.interrupted(found):
+        raise KeyboardInterrupt
+    for line in failures.explain_all(found, load().get(name)):
+        print(line, file=sys.stderr)
+    print(f"{what} FAILED: run {result.run_id}; `--verbose` prints Dagster's log here, the Dagster UI shows the "
+          "run", file=sys.stderr)
+    return 1
+
+
+def _credentials(integration) -> None:
+    """Every variable the run reads is set (a SettingsError naming the unset ones, never a value): told in
+    a second, not by a failed run after Dagster started."""
+    problems = []
+    for read in (integration.keycrm_api_key, integration.bimp_credentials):
+        try:
+            read()
+        except SettingsError as err:
+            problems += err.messages
+    if problems:
+        raise SettingsError([*problems, "set them in the environment of this command, then run again"])
+
+
+def _materialize_upload(args: argparse.Namespace, selection: list[str], run_config: dict | None = None):
+    name = args.name
+    from keybimp_pipeline.defs.resources import load
+
+    _credentials(load().get(name))
     _dagster_home()
     import dagster as dg
 
@@ -107,8 +147,7 @@ def _materialize_upload(name: str, selection: list[str], run_config: dict | None
     assets = [a for a in definitions.UPLOAD_ASSETS if any(k.to_user_string() in selection for k in a.keys)]
     return dg.materialize(assets + list(definitions.UPLOAD_CHECKS), partition_key=name,
                           instance=_instance(), resources={"keybimp": definitions.resources.Keybimp()},
-                          run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}},
-                                      **(run_config or {})},
+                          run_config={"loggers": _console(args), **(run_config or {})},
                           raise_on_error=False, selection=selection,
                           tags={"keybimp/integration": name, "keybimp/trigger": "cli"})
 
@@ -125,9 +164,8 @@ def cmd_stocks(args: argparse.Namespace) -> int:
     from keybimp_pipeline.defs.uploads import STOCK_ASSETS
 
     # the guard's stop is expected and explained below: no Dagster stack trace on the console for it
-    result = _materialize_upload(args.name, list(STOCK_ASSETS),
-                                 {"ops": {"stock_upload_plan": {"config": {"confirm": bool(args.confirm)}}},
-                                  "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+    result = _materialize_upload(args, list(STOCK_ASSETS),
+                                 {"ops": {"stock_upload_plan": {"config": {"confirm": bool(args.confirm)}}}})
     plan = _asset_metadata(result, "stock_upload_plan")
     if plan:
         print(plan.get("preview", ""))
@@ -143,19 +181,17 @@ def cmd_stocks(args: argparse.Namespace) -> int:
         print(f"\nnothing uploaded: the migration guard stopped it. Check the preview, then "
               f"`keybimp stocks {args.name} --confirm`.")
         return 3
-    print("the stock upload failed: see the run in the Dagster UI", file=sys.stderr)
-    return 1
+    return _failed(result, args.name, "stock upload")
 
 
 def cmd_prices(args: argparse.Namespace) -> int:
     """Upload changed prices (and create missing items when create_missing); --dry-run only reports."""
     dry_run = bool(getattr(args, "dry_run", False))
-    result = _materialize_upload(args.name, ["keycrm_price_upload"],
+    result = _materialize_upload(args, ["keycrm_price_upload"],
                                  {"ops": {"keycrm_price_upload": {"config": {"dry_run": dry_run}}}})
     meta = _asset_metadata(result, "keycrm_price_upload")
-    if not meta:
-        print("the price upload failed: see the run in the Dagster UI", file=sys.stderr)
-        return 1
+    if not result.success or not meta:
+        return _failed(result, args.name, "price upload")
     if meta["would_create"]:
         print(meta["not_found_preview"])
     verb = "would update" if dry_run else "prices updated:"
@@ -353,6 +389,7 @@ def _day(text: str) -> date:
 
 
 NAME_HELP = "the integration, as named in the settings file"
+VERBOSE_HELP = "also print Dagster's own log of the run (step events; a failure's stack trace)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -372,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "deleted in KeyCRM drop out). Use it when KeyCRM changed without updated_at moving. Bimp "
                         "is written as usual: the write ledger keeps a document from being created twice")
     p.add_argument("--quiet", action="store_true", help="no 'ok' line on success (the summary still prints)")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     p.set_defaults(func=cmd_sync)
     p = sub.add_parser("issues", help="open sync issues of an integration")
     p.add_argument("name", help=NAME_HELP)
@@ -394,10 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stocks", help="upload Bimp stocks to KeyCRM (behind the migration guard)")
     p.add_argument("name", help=NAME_HELP)
     p.add_argument("--confirm", action="store_true", help="let an upload the guard stopped through")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     p.set_defaults(func=cmd_stocks)
     p = sub.add_parser("prices", help="upload Bimp prices to KeyCRM")
     p.add_argument("name", help=NAME_HELP)
     p.add_argument("--dry-run", action="store_true", help="report what would change and be created, write nothing")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     p.set_defaults(func=cmd_prices)
     for name in ("start", "pause"):
         p = sub.add_parser(name, help=f"{name} all automations of an integration")
@@ -415,6 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False):
+        import logging
+
+        # Ctrl-C while Dagster closes its SQLite storage: SQLAlchemy logs the interrupted close with a trace
+        logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
     try:
         _on_load(args)
         return args.func(args)
@@ -424,6 +469,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"keybimp: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `keybimp issues x | head`: the reader left; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print(f"keybimp {args.command}: interrupted (Ctrl-C). What was written is in the write ledger; running "
+              "the command again goes on from there", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

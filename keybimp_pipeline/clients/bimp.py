@@ -58,7 +58,8 @@ class BimpError(Exception):
         self.status = status
         self.message = message
         self.details = details
-        super().__init__(f"Bimp {endpoint} failed (HTTP {status}): {message}"
+        super().__init__(f"Bimp {endpoint} failed ({f'HTTP {status}' if status is not None else 'no answer'}): "
+                         f"{message}"
                          + (f" [{details}]" if details else ""))
 
 

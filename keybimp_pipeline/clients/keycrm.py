@@ -62,7 +62,8 @@ class KeyCRMError(Exception):
         self.endpoint = endpoint
         self.status = status
         self.message = message
-        super().__init__(f"KeyCRM {endpoint} failed with status {status if status is not None else 'n/a'}: {message}")
+        super().__init__(f"KeyCRM {endpoint} failed "
+                         f"({f'HTTP {status}' if status is not None else 'no answer'}): {message}")
 
 
 class KeyCRMAuthError(KeyCRMError):

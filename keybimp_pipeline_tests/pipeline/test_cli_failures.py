@@ -1,0 +1,104 @@
+"""A failed `keybimp sync|stocks|prices` as the shop owner sees it: one line per problem naming what failed, the
+URL (never a secret) and what to do, a pointer to the run, exit code 1 -- no Dagster log with stack traces (that
+is `--verbose`), no summary table that looks like a good day's.  Ctrl-C is one line and exit code 130.
+
+Real `keybimp` processes on the session's emulators (the warm CLI parent of reliability.py); each failure is
+made the way a user meets it: a wrong password, a service that is down, a Bimp 400, an interrupt.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from keybimp_pipeline_tests.pipeline import reliability as R
+from keybimp_pipeline_tests.servers import free_port
+
+DAY = "2026-11-02"
+WRONG_PASSWORD = "kbWrongPassw0rd-for-the-failure-test"
+SUMMARY = "== demo-shop: totals"
+
+
+@pytest.fixture
+def world(emulators):
+    world = R.cli_world(emulators)
+    world.load(*R.small_shop(12, days=1, end=R.date(2026, 11, 2), only_day=DAY))
+    return world
+
+
+def _run(world, tmp_path, tag: str, argv: list[str], **env) -> tuple[int, list[str]]:
+    log = tmp_path / f"{tag}.log"
+    rc = world.runner.run(argv, log, {**world.env(tag), **env})
+    lines = [line for line in log.read_text().splitlines() if not line.startswith("note: ")]
+    return rc, lines
+
+
+def _quiet(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    assert "Traceback" not in text and " - dagster - " not in text and "STEP_FAILURE" not in text
+    assert SUMMARY not in text
+
+
+def test_a_wrong_bimp_password_is_one_line_naming_the_url_and_the_variables(world, tmp_path):
+    rc, lines = _run(world, tmp_path, "wrong-pw", R.sync_argv(DAY, DAY), BIMP_PASSWORD=WRONG_PASSWORD)
+    assert rc == 1
+    _quiet(lines)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"demo-shop: Bimp at {world.bimp.url} refused the login in BIMP_EMAIL/BIMP_PASSWORD "
+                               "or company '000001398': ")
+    assert "(step reference_data). Check both variables and bimp.company; `keybimp check demo-shop`" in lines[0]
+    assert lines[1].startswith(f"sync of {DAY} FAILED: run ") and "--verbose" in lines[1]
+    assert WRONG_PASSWORD not in "\n".join(lines)
+
+
+def test_a_service_that_is_down_is_named_with_its_url_for_sync_stocks_and_prices(world, tmp_path):
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    config = R.cli_config(tmp_path / "down.yaml", world.keycrm.url, down)
+    for command, what in (("sync", f"sync of {DAY}"), ("stocks", "stock upload"), ("prices", "price upload")):
+        argv = R.sync_argv(DAY, DAY) if command == "sync" else [command, "demo-shop"]
+        rc, lines = _run(world, tmp_path, f"down-{command}", argv, KEYBIMP_CONFIG=str(config))
+        assert rc == 1, (command, lines)
+        _quiet(lines)
+        assert len(lines) == 2, lines
+        assert lines[0].startswith(f"demo-shop: Bimp at {down} did not answer (transport error: ConnectError) "
+                                   "(step "), lines
+        assert lines[0].endswith("Is it running and is bimp.url right? Then run again; `keybimp check demo-shop` "
+                                 "tests the connection")
+        assert "HTTP None" not in lines[0]
+        assert lines[1].startswith(f"{what} FAILED: run ")
+
+
+def test_a_bimp_400_names_the_endpoint_and_verbose_shows_dagsters_log(world, tmp_path):
+    fault = {"fail_next": [{"path": "/org2/organization/api-readList", "status": 400, "times": 50}]}
+    world.bimp.post("/__admin/faults", fault)
+    try:
+        rc, lines = _run(world, tmp_path, "bimp-400", R.sync_argv(DAY, DAY))
+        assert rc == 1
+        _quiet(lines)
+        assert lines[0].startswith(f"demo-shop: Bimp at {world.bimp.url} refused /org2/organization/api-readList: ")
+        assert "(step reference_data). `keybimp check demo-shop` tests the connection" in lines[0]
+        world.bimp.post("/__admin/faults", fault)
+        rc, lines = _run(world, tmp_path, "bimp-400-verbose", [*R.sync_argv(DAY, DAY), "--verbose"])
+        assert rc == 1
+        assert any("STEP_FAILURE" in line for line in lines)  # Dagster's own log, on request
+    finally:
+        world.bimp.post("/__admin/faults", {})
+
+
+def test_ctrl_c_is_one_line_and_exit_code_130(world, tmp_path):
+    world.bimp.post("/__admin/faults", {"latency_ms": 300})  # a run slow enough to interrupt mid-way
+    try:
+        log = tmp_path / "ctrl-c.log"
+        pid = world.runner.start(R.sync_argv(DAY, DAY), log, world.env("ctrl-c"))
+        assert R.wait_for_writes(world.bimp, 1, world.runner, pid), log.read_text()
+        import os
+
+        os.kill(pid, signal.SIGINT)
+        assert world.runner.wait(pid, timeout=120) == 130
+    finally:
+        world.bimp.post("/__admin/faults", {})
+    lines = [line for line in log.read_text().splitlines() if not line.startswith("note: ")]
+    _quiet(lines)
+    assert lines == ["keybimp sync: interrupted (Ctrl-C). What was written is in the write ledger; running the "
+                     "command again goes on from there"]
