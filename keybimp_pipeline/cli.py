@@ -202,8 +202,10 @@ def cmd_prices(args: argparse.Namespace) -> int:
 
 
 def cmd_issues(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from keybimp_pipeline.storage.db import Store, data_dir
-    from keybimp_pipeline.sync.issues import open_issues
+    from keybimp_pipeline.sync.issues import ITEM_UUID, item_names, name_items, open_issues
 
     store = Store(args.name, data_dir(create=False))
     if not store.path.exists():  # never synced with this data folder: say so, and create nothing
@@ -212,19 +214,38 @@ def cmd_issues(args: argparse.Namespace) -> int:
                   "folder); no sync issues to show")
         return 0
     frame = open_issues(store)
-    if args.json:
-        for _, row in frame.iterrows():
-            print(json.dumps({"integration": row["integration"], "order_id": None if row["order_id"] is None
-                              else int(row["order_id"]), "code": row["code"], "entity": row["entity"],
-                              "detail": row["detail"], "message_en": row["message_en"],
-                              "message_uk": row["message_uk"]}, ensure_ascii=False))
+    items = item_names(store, frame["detail"])
+    if args.json:  # one object a line: the issue's own fields, its day, and the items it names
+        for row in frame.itertuples(index=False):
+            named = [items[u] for u in dict.fromkeys(ITEM_UUID.findall(row.detail or "")) if u in items]
+            print(json.dumps({"integration": row.integration, "day": _iso_day(row.day),
+                              "order_id": None if pd.isna(row.order_id) else int(row.order_id),
+                              "code": row.code, "entity": row.entity, "detail": row.detail, "items": named,
+                              "message_en": row.message_en, "message_uk": row.message_uk,
+                              "seen_at": _iso(row.seen_at)}, ensure_ascii=False))
         return 0
     if frame.empty:
         print(f"{args.name}: no open sync issues")
         return 0
-    for _, row in frame.iterrows():
-        print(f"{row['day']}  order {row['order_id']}  {row['code']}: {row['detail'] or ''}\n    {row['message_en']}")
+    for row in frame.itertuples(index=False):
+        order = "" if pd.isna(row.order_id) else f"  order {int(row.order_id)}"
+        print(f"{_iso_day(row.day)}{order}  {row.code}: {name_items(row.detail, items)}\n    {row.message_en}")
+    codes = frame["code"].value_counts()
+    print(f"\n{len(frame)} open issue{'s' if len(frame) != 1 else ''} in {len(codes)} code"
+          f"{'s' if len(codes) != 1 else ''}: " + ", ".join(f"{code} {n}" for code, n in codes.items()))
     return 0
+
+
+def _iso_day(value) -> str | None:
+    import pandas as pd
+
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date().isoformat()
+
+
+def _iso(value) -> str | None:
+    import pandas as pd
+
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:

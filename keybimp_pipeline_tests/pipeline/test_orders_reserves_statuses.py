@@ -11,7 +11,7 @@ import json
 import pytest
 
 from keybimp_pipeline.storage.ledger import Ledger
-from keybimp_pipeline_tests.pipeline.orders_world import CANCELED, DELIVERY, IN_PROGRESS, Shop, at
+from keybimp_pipeline_tests.pipeline.orders_world import CANCELED, DAY, DELIVERY, IN_PROGRESS, Shop, at
 
 
 @pytest.fixture
@@ -371,3 +371,41 @@ def test_R_MAIN_3_reload_and_new_orders_take_free_stock_earliest_placed_first(sh
     assert set(shop.orders()) == {1} and _reserves(shop.orders()[1]) == {chair: 1, table: 1}
     assert shop.issues() == {2: {"reserve_insufficient"}}
     assert shop.stock_row(table)["available"] == 0
+
+
+
+def test_keybimp_issues_names_the_short_item_by_sku_and_name_with_the_day_and_a_total(shop: Shop, monkeypatch,
+                                                                                       capsys):
+    """R-MAIN-3's reserve_insufficient as the shop owner reads it: the item by SKU and name (KeyCRM's, from the
+    staged and matched lines), not only its Bimp uuid; the day without a time; a total line.  `--json` keeps
+    the issue's fields and adds the day, the items named and when the issue was seen."""
+    from keybimp_pipeline import cli
+
+    w = shop.world
+    chair = w.item("Стілець синій", "CH-1", stock=1)
+    w.order(1, 1, [(1, 2, 500)])
+    w.order(2, 2, [(1, 3, 500)], placed=at(11, 0))
+    shop.configure({"main": {"reserve": "full"}})
+    shop.load()
+    shop.sync()
+    assert shop.issues() == {1: {"reserve_insufficient"}, 2: {"reserve_insufficient"}}
+    monkeypatch.setenv("KEYBIMP_CONFIG", str(shop.config_path))
+
+    capsys.readouterr()
+    assert cli.main(["issues", "demo-shop"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    message = lines[1].strip()
+    assert message.startswith("Reserve mode 'full' and the warehouse lacks free stock")
+    assert lines[0] == (f"{DAY}  order 1  reserve_insufficient: item SKU CH-1 «Стілець синій» ({chair}): "
+                        + shop.issue_detail(1, "reserve_insufficient").split(": ", 1)[1])
+    assert lines[2].startswith(f"{DAY}  order 2  reserve_insufficient: item SKU CH-1 «Стілець синій» ({chair})")
+    assert "00:00:00" not in "\n".join(lines)
+    assert lines[-1] == "2 open issues in 1 code: reserve_insufficient 2"
+
+    assert cli.main(["issues", "demo-shop", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["integration"], r["order_id"], r["code"], r["day"]) for r in rows] == [
+        ("demo-shop", 1, "reserve_insufficient", DAY), ("demo-shop", 2, "reserve_insufficient", DAY)]
+    assert rows[0]["items"] == [{"nomenclature_uuid": chair, "sku": "CH-1", "name": "Стілець синій"}]
+    assert rows[0]["message_en"] == message and rows[0]["message_uk"].startswith("Режим резерву")
+    assert rows[0]["seen_at"] and rows[0]["detail"] == shop.issue_detail(1, "reserve_insufficient")
