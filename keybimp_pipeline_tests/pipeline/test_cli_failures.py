@@ -100,5 +100,5 @@ def test_ctrl_c_is_one_line_and_exit_code_130(world, tmp_path):
         world.bimp.post("/__admin/faults", {})
     lines = [line for line in log.read_text().splitlines() if not line.startswith("note: ")]
     _quiet(lines)
-    assert lines == ["keybimp sync: interrupted (Ctrl-C). What was written is in the write ledger; running the "
-                     "command again goes on from there"]
+    assert lines == [("keybimp sync: interrupted (Ctrl-C). What was written is in the write ledger; running the "
+                      "command again goes on from there")]
