@@ -86,3 +86,36 @@ def test_R_ORCH_5_a_reset_bimp_company_under_an_old_ledger_gives_issues_not_a_fa
         f"not in Bimp any more: counterparty {counterparty}, contract {contract}")
     # the first failed write (order 1's status) found the lost records; order 2 was not even tried
     assert shop.bimp_writes() == writes + 1
+
+
+def test_R_ORCH_5_a_payment_deleted_in_bimp_before_its_cancellation_is_an_issue(emulators, tmp_path, monkeypatch):
+    """R-PAY-3 cancels the Bimp payment when the KeyCRM one is cancelled; if a person deleted it in Bimp
+    meanwhile, the cancel finds nothing (404): that payment's issue, not a failed run."""
+    import copy
+
+    from keybimp_pipeline_tests.pipeline.documents_shop import CARD, COMPLETED, base_states, order, payment
+    from keybimp_pipeline_tests.pipeline.documents_shop import shop as documents_shop
+
+    h = documents_shop(tmp_path, emulators, monkeypatch)
+    paid = order(401, "2026-10-12T07:00:00Z", COMPLETED, [("DOC-A", 1)], shipping_date="2026-10-12T09:00:00Z",
+                 payments=[payment(4001, "500", CARD, paid_at="2026-10-12T07:10:00Z",
+                                   marked_at="2026-10-12T07:10:00Z")])
+    keycrm, bimp = base_states()
+    keycrm["orders"] = [copy.deepcopy(paid)]
+    emulators[0].put_state(keycrm)
+    emulators[1].put_state(bimp)
+    h.sync_day("2026-10-12")
+    state = emulators[1].state()
+    company = state["companies"][0]
+    [bimp_payment] = company["customerPayments"]
+    company["customerPayments"] = []
+    emulators[1].put_state(state)  # deleted in Bimp
+    keycrm["orders"][0]["payments"][0]["status"] = "canceled"
+    emulators[0].put_state(keycrm)
+
+    h.sync_day("2026-10-12", full_refresh=True)  # no exception
+
+    issues = h.issues()
+    [row] = issues.to_dict("records")
+    assert (row["order_id"], row["entity"], row["code"]) == (401, "customer_payment", "bimp_record_missing")
+    assert row["detail"].startswith(f"not in Bimp any more: customer payment {bimp_payment['uuid']}")
