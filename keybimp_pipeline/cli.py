@@ -111,7 +111,7 @@ def _failed(result, name: str, what: str) -> int:
     from keybimp_pipeline.defs.resources import load
 
     found = failures.root_errors(result)
-    if failures.interrupted(found):
+    if failures.interrupted(found, result):
         raise KeyboardInterrupt
     for line in failures.explain_all(found, load().get(name)):
         print(line, file=sys.stderr)

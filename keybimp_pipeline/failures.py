@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from keybimp_pipeline.settings import Integration, key_fingerprint
 
 INTERRUPTED = "interrupted"
+# Ctrl-C reaches a step as Python's KeyboardInterrupt, as Dagster's wrapper of it, or -- inside a DuckDB query,
+# which checks for signals itself -- as DuckDB's InterruptException
+_INTERRUPTS = ("KeyboardInterrupt", "DagsterExecutionInterruptedError", "InterruptException")
 _DAGSTER_WRAPPERS = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError",
                      "DagsterResourceFunctionError", "DagsterExecutionInterruptedError")
 
@@ -41,8 +44,11 @@ def root_errors(result) -> list[Failure]:
         failure = result.get_run_failure_event()
         data = failure.event_specific_data if failure is not None else None
         error = getattr(data, "error", None)
-        out.append(_root(None, error) if error is not None
-                   else Failure(None, "", (failure.message if failure is not None else "") or "the run failed"))
+        message = (failure.message if failure is not None else "") or "the run failed"
+        if error is None and "interrupt" in message.casefold():
+            out.append(Failure(None, INTERRUPTED, "interrupted"))
+        else:
+            out.append(_root(None, error) if error is not None else Failure(None, "", message))
     return out
 
 
@@ -52,7 +58,7 @@ def _root(step: str | None, error) -> Failure:
     chain = [error]
     while chain[-1].cause is not None:
         chain.append(chain[-1].cause)
-    if any(e.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt") for e in chain):
+    if any(e.cls_name in _INTERRUPTS for e in chain):
         return Failure(step, INTERRUPTED, "interrupted")
     ours = [e for e in chain if e.cls_name not in _DAGSTER_WRAPPERS]
     root = ours[0] if ours else chain[-1]
@@ -63,8 +69,14 @@ def _root(step: str | None, error) -> Failure:
     return Failure(step, root.cls_name or "", message)
 
 
-def interrupted(failures: list[Failure]) -> bool:
-    return any(f.cls_name == INTERRUPTED for f in failures)
+def interrupted(failures: list[Failure], result=None) -> bool:
+    """Ctrl-C: a root error of the interrupt's kinds, or Dagster's own word for it in the run's events (an
+    interrupt that reached no step, or one that a step's code turned into another error)."""
+    if any(f.cls_name == INTERRUPTED for f in failures):
+        return True
+    events = result.all_events if result is not None else []
+    return any("interrupt" in (event.message or "").casefold() for event in events
+               if event.event_type_value in ("ENGINE_EVENT", "RUN_FAILURE", "STEP_FAILURE"))
 
 
 def _fingerprint(integration: Integration) -> str:

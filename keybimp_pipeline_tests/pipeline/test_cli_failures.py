@@ -95,7 +95,8 @@ def test_ctrl_c_is_one_line_and_exit_code_130(world, tmp_path):
         import os
 
         os.kill(pid, signal.SIGINT)
-        assert world.runner.wait(pid, timeout=120) == 130
+        rc = world.runner.wait(pid, timeout=120)
+        assert rc == 130, log.read_text()
     finally:
         world.bimp.post("/__admin/faults", {})
     lines = [line for line in log.read_text().splitlines() if not line.startswith("note: ")]
