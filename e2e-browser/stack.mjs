@@ -229,6 +229,10 @@ export class Stack {
     for (const { proc } of this.procs) {
       try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
     }
+    // SIGKILL is delivered, not awaited: a group member killed just now is still in /proc a moment, and is no
+    // stray; only what carries the marker once the groups are gone left its group
+    const killed = Date.now() + 10_000;
+    while (this.procs.some(({ proc }) => groupAlive(proc.pid)) && Date.now() < killed) await sleep(100);
     const strays = this.marked();
     for (const pid of strays) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }

@@ -190,7 +190,9 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close().catch(() => {});
+  const t0 = Date.now();
   const strays = await stack.stop({ keepTmp: Boolean(process.env.KEEP_TMP) });
+  mark('every process ended', t0);
   if (strays.length) console.log(`# killed ${strays.length} process(es) that had left their group: ${strays}`);
   if (process.env.KEEP_TMP) console.log(`# kept ${stack.tmp}`);
   mark('whole browser test', started);
