@@ -390,6 +390,10 @@ class OrderWriter:
         placed = orders.set_index("order_id")["created_at"]
         wanted = goods.loc[goods["quantity"] > 0, "nomenclature_uuid"]
         free = self._free_stock(wanted.dropna().unique().tolist())
+        # an item without a stock row may be one the ledger names that Bimp lost: its orders are told so
+        # (below), not that the warehouse is short; they stay out of the reserve computation
+        lost = self._lost_items(set(wanted.dropna()) - set(free["nomenclature_uuid"]))
+        goods = goods[~goods["order_id"].isin(goods.loc[goods["nomenclature_uuid"].isin(lost), "order_id"])]
         reserve_in = goods.assign(placed_at=goods["order_id"].map(placed))[
             ["order_id", "line_no", "nomenclature_uuid", "quantity", "placed_at", "is_service"]]
         reserved, rejected = compute_reserves(reserve_in, free, self.settings.main.reserve)
@@ -408,19 +412,21 @@ class OrderWriter:
             counterparty = cp_for_order.get(order_id)
             if counterparty is None:
                 continue
-            contract, contract_currency = self._contract_for(counterparty)
-            if contract_currency and contract_currency != str(order["currency"]).upper():
-                self.result.issues.append({"order_id": order_id, "entity": "customer_order",
-                                           "code": IssueCode.CURRENCY_MISMATCH.value,
-                                           "detail": f"order in {order['currency']}, contract in {contract_currency}"})
-                continue
             order_lines = lines_of.get(order_id, lines.iloc[0:0])
             entry = known.loc[str(order_id)] if str(order_id) in known.index else None
-            refs = self._references(counterparty, contract, order_lines, entry)
-            if gone := [f"{self._missing[u]} {u}" for u in refs if u in self._missing]:
-                self._missing_issue(order_id, gone)  # already found deleted this run: no call
-                continue
+            refs = self._references(counterparty, None, order_lines, entry)
             try:
+                if self._known_missing(order_id, refs):
+                    continue
+                contract, contract_currency = self._contract_for(counterparty)
+                refs = self._references(counterparty, contract, order_lines, entry)
+                if self._known_missing(order_id, refs):
+                    continue
+                if contract_currency and contract_currency != str(order["currency"]).upper():
+                    self.result.issues.append({
+                        "order_id": order_id, "entity": "customer_order", "code": IssueCode.CURRENCY_MISMATCH.value,
+                        "detail": f"order in {order['currency']}, contract in {contract_currency}"})
+                    continue
                 self._write_order(order, order_lines, counterparty, contract, entry, reserve_of, kept_of,
                                   may_reload=order_id not in rejected_ids)
             except BimpBusinessError as err:  # e.g. a closed period: data, not a fault (R-ORCH-5); retried
@@ -450,6 +456,22 @@ class OrderWriter:
         if entry is not None and entry["state"] == DONE and entry["bimp_uuid"]:
             refs[str(entry["bimp_uuid"])] = "customer order"
         return refs
+
+    def _known_missing(self, order_id: int, refs: dict[str, str]) -> bool:
+        """True (and the order's issue recorded) when a record it needs was found deleted this run: no call."""
+        gone = [f"{kind} {uuid}" for uuid, kind in refs.items() if uuid in self._missing]
+        if gone:
+            self._missing_issue(order_id, gone)
+        return bool(gone)
+
+    def _lost_items(self, unstocked: set[str]) -> set[str]:
+        """Of the items the stock read did not return, those Bimp does not have at all (one list call)."""
+        if not unstocked:
+            return set()
+        present = {str(i.get("uuid")) for i in self.bimp.nomenclature(uuids=sorted(unstocked))}
+        lost = unstocked - present
+        self._missing.update(dict.fromkeys(lost, "item"))
+        return lost
 
     def _confirm_missing(self, refs: dict[str, str]) -> list[str]:
         """Which of `refs` Bimp no longer has (read by uuid; items in one list call); remembered for the run."""
