@@ -3,14 +3,14 @@
     python -m benchmarks.run_all [--only extraction,requests,transform,latency,rate_limit]
     make bench [BENCH_ONLY=transform]            (BENCH_ONLY: the same comma-separated subset)
 
-1. Extraction (~13 min) — 10k and 100k orders, emulator → DuckDB, ours (one ranged listing, as a backfill
+1. Extraction (~10 min) — 10k and 100k orders, emulator → DuckDB, ours (one ranged listing, as a backfill
    extracts) vs dlt's rest_api (rate limit lifted).
-2. Requests (~2 min) — KeyCRM requests per 1,000 orders; Bimp calls per created document; a re-run with nothing
+2. Requests (~2-3 min) — KeyCRM requests per 1,000 orders; Bimp calls per created document; a re-run with nothing
    changed.
-3. Transform (~5 min; + ~10 min the first time, to build the 1M-order store, cached in benchmarks/out) —
+3. Transform (~3 min; + ~5 min the first time, to build the 1M-order store, cached in benchmarks/out) —
    staging + matching + derivation at 10k, 100k, 1M orders; scaling exponent.
-4. Latency (~10 min) — sensor at 30 s under `dagster dev`: 20 status changes → Bimp documents.
-5. Rate limit (~4 min) — backfill of 10,000 orders at KeyCRM's 60 requests a minute.
+4. Latency (~9 min) — sensor at 30 s under `dagster dev`: 20 status changes → Bimp documents.
+5. Rate limit (~3.5 min) — backfill of 10,000 orders at KeyCRM's 60 requests a minute.
 
 A subset (for development) keeps the other sections' last figures from benchmarks/results.json (committed with
 RESULTS.md), each shown with its own date and load average.  A section that fails (an exception, or a latency
