@@ -118,14 +118,14 @@ class IssueCode(str, Enum):
     )
     BIMP_RECORD_MISSING = (
         "bimp_record_missing",
-        ("A Bimp record keybimp wrote earlier and keeps in its ledger (named in the detail: a counterparty, "
-        "contract, item or customer order) no longer exists in Bimp: it was deleted there, or the Bimp "
-        "company was reset. Nothing was written for this order. Restore the record in Bimp; if the whole "
+        ("A Bimp record this order needs, which keybimp created or found earlier (named in the detail: a "
+        "counterparty, contract, item or customer order), no longer exists in Bimp: it was deleted there, or "
+        "the Bimp company was reset. Nothing was written for this order. Restore the record in Bimp; if the whole "
         "company was reset (e.g. a fresh emulator), remove the integration's sync state (data/<name>.duckdb "
         "and data/<name>.ledger.sqlite; `make emulate RESET=1` does it for the emulators) and sync again."),
-        ("Запис Bimp, який keybimp створив раніше і тримає у своєму журналі (див. деталі: контрагент, "
-        "договір, товар чи замовлення покупця), більше не існує в Bimp: його видалили або компанію Bimp "
-        "очищено. Для цього замовлення нічого не записано. Відновіть запис у Bimp; якщо очищено всю "
+        ("Запис Bimp, потрібний цьому замовленню, який keybimp раніше створив або знайшов (див. деталі: "
+        "контрагент, договір, товар чи замовлення покупця), більше не існує в Bimp: його видалили або "
+        "компанію Bimp очищено. Для цього замовлення нічого не записано. Відновіть запис у Bimp; якщо очищено всю "
         "компанію (наприклад, новий емулятор), видаліть стан синхронізації інтеграції "
         "(data/<назва>.duckdb і data/<назва>.ledger.sqlite; для емуляторів це робить `make emulate RESET=1`) "
         "і синхронізуйте знову."),

@@ -441,7 +441,8 @@ class OrderWriter:
                 gone = self._confirm_missing(refs)
                 if not gone:
                     raise
-                log.warning("order %s: %s no longer in Bimp (%s)", order_id, ", ".join(gone), err.message)
+                # the issue says it (and the summary counts it): no console line per lost record
+                log.info("order %s: %s no longer in Bimp (%s)", order_id, ", ".join(gone), err.message)
                 self._missing_issue(order_id, gone)
         return self.result
 
