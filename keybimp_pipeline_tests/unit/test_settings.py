@@ -121,8 +121,8 @@ def test_typos_and_bad_values_are_errors_with_paths():
 
 def test_an_empty_integrations_list_is_an_error_not_nothing_to_do():
     assert errors({"integrations": []}) == [
-        "integrations: the list is empty, so there is nothing to sync; add an integration "
-        "(integrations.example.yaml shows one, key by key)"]
+        ("integrations: the list is empty, so there is nothing to sync; add an integration "
+         "(integrations.example.yaml shows one, key by key)")]
 
 
 def test_duplicate_integration_names_are_refused():
@@ -239,7 +239,8 @@ def test_docs_config_md_defaults_are_the_codes():
     import yaml
 
     page = (ROOT / "docs" / "CONFIG.md").read_text()
-    documented = yaml.safe_load(re.search(r"```yaml\n(.*?)```", page, re.S).group(1))["integrations"][0]
+    block = re.search(r"```yaml\n(.*?)```", page, re.DOTALL).group(1)
+    documented = yaml.safe_load(block)["integrations"][0]
     actual = parse_settings({"integrations": [BASE]}).integrations[0].model_dump()
     assert documented["keycrm"]["requests_per_minute"] == actual["keycrm"]["requests_per_minute"]
     checked = [k for k in documented if k not in ("name", "keycrm", "bimp")]
