@@ -321,7 +321,8 @@ class CliRunner:
 
 
 def bimp_writes(bimp_server) -> int:
-    """Bimp write calls served since the last state load (POSTs that are neither reads nor auth)."""
+    """Bimp write calls served since the emulator started or was reset (POSTs that are neither reads nor auth;
+    a state load keeps the count, so a test waiting for its own writes adds them to a count taken before)."""
     counts = bimp_server.admin.get("/__admin/requests").json()["by_path"]
     return sum(n for path, n in counts.items()
                if path.startswith("POST ") and "api-read" not in path and "/auth/" not in path)
