@@ -219,3 +219,21 @@ class Shop:
                            self.world.warehouse)
         return next((r for r in rows if r["productId"] == item_uuid),
                     {"productId": item_uuid, "quantity": 0, "reserved": 0, "available": 0})
+
+
+def new_and_existing(shop: Shop, *, shipping_price: float | None = None) -> World:
+    """Order 1 needs a new counterparty (Анна) and a new item (LAMP-7) besides an existing one (CH-1, 10 in
+    stock); order 2 matches an existing counterparty (Петро) and item.  Products by SKU with creation on,
+    reserve available_only.  The caller adds what its test needs, then calls ``shop.load()``."""
+    w = shop.world
+    w.item("Стілець синій", "CH-1", stock=10)
+    w.counterparty("Петро Іваненко", phone="+380509876543")
+    w.offer(1, "CH-1", "Стілець синій", 500)
+    w.offer(2, "LAMP-7", "Лампа настільна", 800)
+    w.buyer(1, "Анна Коваль", phone="0671234567")
+    w.buyer(2, "Петро Іваненко", phone="0509876543")
+    extra = {} if shipping_price is None else {"shipping_price": shipping_price}
+    w.order(1, 1, [(1, 2, 500), (2, 1, 800)], **extra)
+    w.order(2, 2, [(1, 1, 500)])
+    shop.configure({"products": {"search_by": "sku", "allow_create": True}, "main": {"reserve": "available_only"}})
+    return w

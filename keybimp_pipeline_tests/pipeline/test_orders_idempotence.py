@@ -12,24 +12,14 @@ import pytest
 
 from keybimp_pipeline.clients.bimp import BimpClient, BimpTransientError
 from keybimp_pipeline.storage.ledger import DONE, Ledger
-from keybimp_pipeline_tests.pipeline.orders_world import IN_PROGRESS, Shop
+from keybimp_pipeline_tests.pipeline.orders_world import IN_PROGRESS, Shop, new_and_existing
 
 
 @pytest.fixture
 def shop(emulators, tmp_path, monkeypatch) -> Shop:
     """One order needing a new counterparty, a new item and a reserve; another matching existing ones."""
     shop = Shop(emulators, tmp_path, monkeypatch)
-    w = shop.world
-    w.item("Стілець синій", "CH-1", stock=10)
-    w.counterparty("Петро Іваненко", phone="+380509876543")
-    w.offer(1, "CH-1", "Стілець синій", 500)
-    w.offer(2, "LAMP-7", "Лампа настільна", 800)
-    w.buyer(1, "Анна Коваль", phone="0671234567")
-    w.buyer(2, "Петро Іваненко", phone="0509876543")
-    w.order(1, 1, [(1, 2, 500), (2, 1, 800)], shipping_price=60)
-    w.order(2, 2, [(1, 1, 500)])
-    shop.configure({"products": {"search_by": "sku", "allow_create": True},
-                    "main": {"reserve": "available_only"}})
+    new_and_existing(shop, shipping_price=60)
     shop.load()
     return shop
 

@@ -13,23 +13,15 @@ from datetime import UTC, datetime
 import pytest
 
 from keybimp_pipeline.summary import format_summary, summarize
-from keybimp_pipeline_tests.pipeline.orders_world import Shop
+from keybimp_pipeline_tests.pipeline.orders_world import Shop, new_and_existing
 
 
 @pytest.fixture
 def shop(emulators, tmp_path, monkeypatch) -> Shop:
     shop = Shop(emulators, tmp_path, monkeypatch)
-    w = shop.world
-    w.item("Стілець синій", "CH-1", stock=10)
-    w.counterparty("Петро Іваненко", phone="+380509876543")
-    w.offer(1, "CH-1", "Стілець синій", 500)
-    w.offer(2, "LAMP-7", "Лампа настільна", 800)
-    w.buyer(1, "Анна Коваль", phone="0671234567")      # new: a counterparty is created
-    w.buyer(2, "Петро Іваненко", phone="0509876543")   # matches the existing counterparty
-    w.order(1, 1, [(1, 2, 500), (2, 1, 800)])          # CH-1 exists, LAMP-7 is created
-    w.order(2, 2, [(1, 1, 500)])
+    # order 1: Анна's counterparty and LAMP-7 are created; order 2: Петро and CH-1 exist
+    w = new_and_existing(shop)
     w.order(3, 2, [(1, 1, 500)], status=99)            # an unmapped status: not written (R-STAT-2)
-    shop.configure({"products": {"search_by": "sku", "allow_create": True}, "main": {"reserve": "available_only"}})
     shop.load()
     return shop
 
