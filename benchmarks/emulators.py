@@ -26,7 +26,8 @@ async def _serve(orders: int, keycrm_port: int, bimp_port: int, keycrm_rpm: int 
     apps = [keycrm_app(state["keycrm"]), bimp_app(state["bimp"])]
     del state
     servers = [uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                             access_log=False, lifespan="off", timeout_keep_alive=30))
+                                             access_log=False, lifespan="off", timeout_keep_alive=30,
+                                             date_header=False))
                for app, port in zip(apps, (keycrm_port, bimp_port), strict=True)]
     for server in servers:
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

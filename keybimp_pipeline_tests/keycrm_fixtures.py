@@ -172,7 +172,7 @@ def keycrm_server() -> Iterator[KeyCRMEmulatorHandle]:
     app = create_app(keycrm_state())
     sock = _free_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off")
+    config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off", date_header=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="keycrm-uvicorn")
     thread.start()

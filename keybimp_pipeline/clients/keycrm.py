@@ -14,6 +14,9 @@ Why it looks like this (shared/api/keycrm-notes.md):
 * JSON numbers are parsed straight to Decimal; money is never float.
 * Timestamps arrive as ``2024-11-13T18:46:36.000000Z`` or ``2024-05-28 09:34:10`` (UTC); both
   become aware UTC datetimes.  PHP serialises empty maps as ``[]``; those become None.
+* A listing remembers the vendor's clock when it answered its first page (the response's ``Date``
+  header, ``OrderListing.served_at``): the moment an incremental reader may resume from, taken from
+  the vendor's clock that also stamps ``updated_at``, never from ours.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from typing import Any, Self
 
 import httpx
@@ -39,6 +43,7 @@ __all__ = [
     "KeyCRMNotFound",
     "KeyCRMTransientError",
     "KeyCRMValidationError",
+    "OrderListing",
     "key_fingerprint",
     "normalize",
     "normalize_order",
@@ -334,6 +339,11 @@ class KeyCRMClient:
     def _request(self, method: str, path: str, *, params: dict | None = None, json_body: Any = None,
                  idempotent: bool | None = None) -> Any:
         """One logical call: rate-limited, retried per the policy in the module docstring."""
+        return self._call(method, path, params=params, json_body=json_body, idempotent=idempotent)[0]
+
+    def _call(self, method: str, path: str, *, params: dict | None = None, json_body: Any = None,
+              idempotent: bool | None = None) -> tuple[Any, datetime | None]:
+        """`_request`, also giving the vendor's clock at the answer that succeeded (its ``Date``)."""
         endpoint = f"{method} /{path.lstrip('/')}"
         if idempotent is None:
             idempotent = method == "GET"
@@ -352,7 +362,7 @@ class KeyCRMClient:
                 if idempotent:
                     raise _Retryable(err) from None
                 raise err from None
-            return self._handle(endpoint, resp, idempotent)
+            return self._handle(endpoint, resp, idempotent), _served_at(resp)
 
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
@@ -405,7 +415,8 @@ class KeyCRMClient:
 
     # ------------------------------------------------------------ paging
 
-    def iter_pages(self, path: str, params: dict | None = None) -> Iterator[list[dict]]:
+    def iter_pages(self, path: str, params: dict | None = None,
+                   listing: OrderListing | None = None) -> Iterator[list[dict]]:
         """Yield each page's ``data`` at limit=50 until the last page.
 
         Pages are computed by the server at request time; if the result set shifts while paging,
@@ -417,7 +428,9 @@ class KeyCRMClient:
         base["limit"] = PAGE_LIMIT
         page = 1
         while True:
-            body = self._request("GET", path, params={**base, "page": page})
+            body, served_at = self._call("GET", path, params={**base, "page": page})
+            if listing is not None and page == 1:
+                listing.served_at = served_at
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
                 raise KeyCRMError(f"GET /{path.lstrip('/')}", 200, "expected a paginated envelope")
             data = body["data"]
@@ -437,8 +450,12 @@ class KeyCRMClient:
         created_between: tuple[datetime, datetime] | None = None,
         include: str = ORDER_INCLUDE,
         status_ids: Iterable[int] | None = None,
-    ) -> Iterator[list[dict]]:
-        """Pages of normalised orders, sorted by id.  ``created_between`` matches ``ordered_at`` (vendor rule)."""
+    ) -> OrderListing:
+        """Pages of normalised orders, sorted by id.  ``created_between`` matches ``ordered_at`` (vendor rule).
+
+        Requested lazily, page by page, as the listing is iterated; once the first page has arrived its
+        ``served_at`` is the vendor's clock when it answered (None when the vendor sent no ``Date``).
+        """
         params: dict[str, Any] = {"include": include, "sort": "id"}
         if updated_between is not None:
             params["filter[updated_between]"] = f"{_fmt_bound(updated_between[0])}, {_fmt_bound(updated_between[1])}"
@@ -446,7 +463,12 @@ class KeyCRMClient:
             params["filter[created_between]"] = f"{_fmt_bound(created_between[0])}, {_fmt_bound(created_between[1])}"
         if status_ids:
             params["filter[status_id]"] = ",".join(str(int(s)) for s in status_ids)
-        for page in self.iter_pages("order", params):
+        listing = OrderListing()
+        listing.pages = self._order_pages(params, listing)
+        return listing
+
+    def _order_pages(self, params: dict, listing: OrderListing) -> Iterator[list[dict]]:
+        for page in self.iter_pages("order", params, listing):
             orders = [tolerant_order(o) for o in page]
             yield [o for o in orders if o is not None]
 
@@ -534,6 +556,29 @@ class KeyCRMClient:
     def create_product(self, body: dict) -> dict:
         """POST /products (not retried on ambiguous failure: it would duplicate the product)."""
         return normalize(self._request("POST", "products", json_body=_jsonable(body), idempotent=False))
+
+
+class OrderListing(Iterator[list[dict]]):
+    """One order listing, iterated page by page; ``served_at`` is set when the first page arrives."""
+
+    def __init__(self) -> None:
+        self.served_at: datetime | None = None
+        self.pages: Iterator[list[dict]] = iter(())
+
+    def __next__(self) -> list[dict]:
+        return next(self.pages)
+
+
+def _served_at(resp: httpx.Response) -> datetime | None:
+    """The vendor's clock at its answer (RFC 9110 ``Date``, whole seconds), aware UTC; None if absent or unreadable."""
+    raw = resp.headers.get("date")
+    if not raw:
+        return None
+    try:
+        moment = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo is not None else None
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

@@ -49,6 +49,7 @@ async def _serve_task(server: _Server) -> None:
 
 def _server(app: Any, host: str, port: int) -> _Server:
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                            date_header=False,
                             timeout_graceful_shutdown=2)
     return _Server(config)
 

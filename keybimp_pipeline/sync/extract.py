@@ -19,8 +19,13 @@ partly filled page, so per-day listings cost ~20 % over the floor of one request
 
 Orders are split into their shop-local day here (`local_day`); an order of a day outside the requested
 ones (a gap in the span) is left to that day's own run.  The cursors stay per day and follow the same
-rules as a one-day fetch: a day's high-water mark is the newest `updated_at` of its orders seen, never
-past the moment the read started and never behind its previous cursor.  Pages are sorted by id, and
+rules as a one-day fetch.  A day's high-water mark is the vendor's clock when its listing answered the
+first page (the `Date` KeyCRM sends, `OrderListing.served_at`): every change before that moment was
+in the listing when it was read, every later one carries a later `updated_at`, so the next read resumes
+there (less the overlap, which also covers the seconds the vendor took to answer) — for days without
+an order too, so a re-run with nothing changed costs one request for the whole range.  Where the vendor
+sends no `Date`, the mark is the newest `updated_at` of the day's orders seen, never past the moment
+the read started (our clock).  Either way it never goes behind the day's previous cursor.  Pages are sorted by id, and
 neither listing ever loses a member while it is read (`ordered_at` does not change, an update only
 moves `updated_at` forward, new orders get higher ids): a change during the paging can only push an
 order already read onto the next page (read twice, de-duplicated), never pull an unread one back onto
@@ -36,10 +41,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Protocol
 
 import pandas as pd
@@ -138,13 +144,14 @@ def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: st
     started = now or datetime.now(UTC)
     far = started + timedelta(days=1)
 
-    listings: list[Iterator[list[dict]]] = [
-        client.iter_orders(created_between=_created(run[0], run[-1], tz))
+    # each listing with the days it reads; a listing is requested only when its turn comes
+    listings: list[tuple[list[date], Callable[[], Iterator[list[dict]]]]] = [
+        (run, partial(client.iter_orders, created_between=_created(run[0], run[-1], tz)))
         for run in consecutive_runs(d for d in wanted if d not in cursors)]
     if cursors:
         again = sorted(cursors)
-        listings.append(client.iter_orders(created_between=_created(again[0], again[-1], tz),
-                                           updated_between=(min(cursors.values()) - OVERLAP, far)))
+        listings.append((again, partial(client.iter_orders, created_between=_created(again[0], again[-1], tz),
+                                        updated_between=(min(cursors.values()) - OVERLAP, far))))
 
     wanted_set = set(wanted)
     newest: dict[int, dict] = {}  # the orders read and not yet written (at most CHUNK)
@@ -173,7 +180,9 @@ def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: st
         newest.clear()
         flushes += 1
 
-    for pages in listings:  # lazily: each listing is requested only when its turn comes
+    served: dict[date, datetime] = {}  # per day, the vendor's clock when its listing answered
+    for listing_days, listing in listings:
+        pages = listing()
         for page in pages:
             for order in page:
                 fetched += 1
@@ -192,11 +201,14 @@ def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: st
                 # a long range is written as it is read: memory stays bounded.  Writing an order twice (a page
                 # shift repeats it in the next chunk) keeps the newer copy, exactly as de-duplicating here would
                 flush()
+        served_at = getattr(pages, "served_at", None)
+        if served_at is not None:
+            served.update(dict.fromkeys(listing_days, served_at))
 
     high_waters: dict[date, datetime | None] = {}
     for day in wanted:
-        mark = marks.get(day)
-        if mark is not None and mark > started:
+        mark = served.get(day) or marks.get(day)
+        if day not in served and mark is not None and mark > started:
             # an order changed while we paged: pages already read may hold older versions of other orders
             # changed meanwhile, so the next read must start from when this one started, not from the newest
             # change seen (which may be minutes later on a long paging of a big range)

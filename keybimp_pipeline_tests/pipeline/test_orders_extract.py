@@ -19,7 +19,7 @@ THE_DAY = date.fromisoformat(DAY)
 
 @pytest.fixture
 def shop(emulators, tmp_path, monkeypatch) -> Shop:
-    """60 orders of the day (two pages), all last updated in the same second."""
+    """60 orders of the day (two pages), all last updated in the same second — KeyCRM's clock stands there."""
     shop = Shop(emulators, tmp_path, monkeypatch)
     w = shop.world
     w.offer(1, "CH-1", "Стілець синій", 500)
@@ -28,6 +28,9 @@ def shop(emulators, tmp_path, monkeypatch) -> Shop:
     for i in range(1, 61):
         w.order(i, 1, [(1, 1, 500)], placed=at(7, i - 1), updated_at=at(9))
     shop.load()
+    # KeyCRM's clock (which stamps updated_at and answers with its Date) at the moment of the last change: a
+    # cursor taken from it starts the next read where the test's orders are, not a month after them
+    shop.keycrm_server.post("/__admin/clock", {"now": at(9)})
     return shop
 
 
@@ -62,6 +65,28 @@ def test_R_ORCH_2_equal_updated_at_across_a_page_boundary_and_at_the_cursor(shop
     assert third.incremental and third.fetched >= 2
 
 
+class _Relay:
+    """A KeyCRM listing relayed page by page, calling `between_pages(n)` when the reader asks for the page after
+    page n (KeyCRM's `served_at` passes through, as the pipeline reads it)."""
+
+    def __init__(self, listing, between_pages) -> None:
+        self.listing, self.between_pages, self.pages = listing, between_pages, 0
+
+    @property
+    def served_at(self):
+        return self.listing.served_at
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.pages:
+            self.between_pages(self.pages - 1)
+        page = next(self.listing)
+        self.pages += 1
+        return page
+
+
 class _ChangesWhilePaging:
     """A KeyCRM client whose shop changes between its first and second page (a long paging)."""
 
@@ -69,22 +94,26 @@ class _ChangesWhilePaging:
         self.client, self.shop = client, shop
 
     def iter_orders(self, **kw):
-        for n, page in enumerate(self.client.iter_orders(**kw)):
-            yield page
-            if n == 0:
-                clock = self.shop.keycrm_server
-                clock.post("/__admin/clock", {"advance_seconds": 300})
-                _patch(self.shop, 3, {"status_id": IN_PROGRESS})  # on the page already read
-                clock.post("/__admin/clock", {"advance_seconds": 300})
-                _patch(self.shop, 55, {"status_id": IN_PROGRESS})  # on the page still to read
+        return _Relay(self.client.iter_orders(**kw), self.between_pages)
+
+    def between_pages(self, n: int) -> None:
+        if n == 0:
+            clock = self.shop.keycrm_server
+            clock.post("/__admin/clock", {"advance_seconds": 300})
+            _patch(self.shop, 3, {"status_id": IN_PROGRESS})  # on the page already read
+            clock.post("/__admin/clock", {"advance_seconds": 300})
+            _patch(self.shop, 55, {"status_id": IN_PROGRESS})  # on the page still to read
 
 
 def test_R_ORCH_3_an_order_updated_while_paging_arrives_at_the_latest_on_the_next_sync(shop: Shop):
-    _extract(shop)  # first fetch: cursor at 09:00 on the day, so the next read holds all 60 (two pages)
+    _extract(shop)  # first fetch: cursor at KeyCRM's 09:00 on the day, so the next read holds all 60 (two pages)
     changing = _extract(shop, client=lambda k: _ChangesWhilePaging(k, shop))
     assert changing.incremental and changing.fetched == 60
     assert _raw_status(shop)[55] == IN_PROGRESS  # read after its change
     assert _raw_status(shop)[3] != IN_PROGRESS  # page 1 was read before it changed
+    # the cursor is KeyCRM's clock when page 1 was answered, not the newest change seen (order 55 at 09:10),
+    # which would start the next read after order 3's change at 09:05
+    assert changing.high_water.isoformat().startswith(f"{DAY}T09:00:00")
 
     _extract(shop)  # the next sync, ten minutes of KeyCRM time later than order 3's change
 
@@ -167,6 +196,8 @@ def range_shop(emulators, tmp_path, monkeypatch) -> Shop:
     w.order(91, 1, [(1, 1, 500)], placed=at(21, 30, day="2026-11-01"))  # 23:30 in Kyiv: Nov 1
     w.order(92, 1, [(1, 1, 500)], placed=at(22, 30, day="2026-11-01"))  # 00:30 in Kyiv: Nov 2
     shop.load()
+    # KeyCRM's clock (which stamps updated_at and answers with its Date) an hour after the last change
+    shop.keycrm_server.post("/__admin/clock", {"now": at(10, day="2026-11-03")})
     return shop
 
 
@@ -225,13 +256,63 @@ def test_R_ORCH_2_a_range_refetch_is_one_incremental_listing_from_the_lowest_cur
 
     result, requests = _extract_range(range_shop)
 
-    # one listing from Nov 1's cursor (21:30, order 91) − overlap: 91, 92, Nov 2 and 3, and order 5 = 63
-    assert (requests, result.listings, result.incremental, result.fetched) == (2, 1, True, 63)
+    # one listing from the days' cursor (KeyCRM's 10:00 on Nov 3, when the first read was answered) − overlap:
+    # only the two orders changed since
+    assert all(c.startswith("2026-11-03T10:00:00") for c in before.values())
+    assert (requests, result.listings, result.incremental, result.fetched) == (1, 1, True, 2)
     statuses = _raw_status_all(range_shop)
     assert statuses[5] == statuses[65] == IN_PROGRESS and len(statuses) == 92
+    # every day the listing read resumes from KeyCRM's clock at this read, Nov 2 (nothing changed) too
+    assert all(c.startswith("2026-11-03T12:00:00") for c in _cursors(range_shop).values())
+
+
+def test_R_ORCH_2_a_rerun_with_nothing_changed_is_one_request_for_the_whole_range(range_shop: Shop):
+    days = [date(2026, 10, 30), date(2026, 10, 31), *RANGE, date(2026, 11, 4)]  # empty days on either side
+    first, _ = _extract_range(range_shop, days=days)
+    assert first.by_day[days[0]] == first.by_day[days[-1]] == 0 and first.stored == 92
+    assert set(_cursors(range_shop)) == {d.isoformat() for d in days}  # a day read empty has its cursor too
+
+    again, requests = _extract_range(range_shop, days=days)
+
+    assert (requests, again.listings, again.fetched) == (1, 1, 0)
+
+
+def test_R_ORCH_2_an_order_placed_later_on_a_day_read_empty_arrives(range_shop: Shop):
+    empty = date(2026, 10, 31)
+    first, _ = _extract_range(range_shop, days=[empty, *RANGE])
+    assert first.by_day[empty] == 0
+    # a minute later on KeyCRM's clock, an order is entered for Oct 31 (a phone order written up late)
+    range_shop.keycrm_server.post("/__admin/clock", {"now": at(10, 1, day="2026-11-03")})
+    range_shop.world.order(93, 1, [(1, 1, 500)], placed=at(9, day="2026-10-31"),
+                           updated_at=at(10, 1, day="2026-11-03"))
+    range_shop.keycrm_server.put_state(range_shop.world.keycrm)
+
+    again, requests = _extract_range(range_shop, days=[empty, *RANGE])
+
+    assert (requests, again.by_day[empty]) == (1, 1) and _stored_days(range_shop)[93] == "2026-10-31"
+
+
+def test_R_ORCH_2_without_a_Date_from_KeyCRM_the_cursor_is_the_newest_change_seen(range_shop: Shop):
+    _extract_range(range_shop)
+    range_shop.keycrm_server.post("/__admin/clock", {"now": at(12, day="2026-11-03")})
+    _patch(range_shop, 65, {"status_id": IN_PROGRESS})  # Nov 3
+    range_shop.keycrm_server.post("/__admin/clock", {"now": at(12, 30, day="2026-11-03")})
+
+    _extract_range(range_shop, client=_WithoutDate)
+
     after = _cursors(range_shop)
-    assert after["2026-11-01"].startswith("2026-11-03T12:00:00") and after["2026-11-03"].startswith("2026-11-03T12")
-    assert after["2026-11-02"] == before["2026-11-02"]  # nothing of Nov 2 changed: its cursor stays
+    assert after["2026-11-03"].startswith("2026-11-03T12:00:00")  # order 65's change, not KeyCRM's 12:30
+    assert after["2026-11-02"].startswith("2026-11-03T10:00:00")  # nothing seen: the cursor stays
+
+
+class _WithoutDate:
+    """A KeyCRM that sends no `Date` (the listing's pages only)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def iter_orders(self, **kw):
+        yield from self.client.iter_orders(**kw)
 
 
 def test_R_ORCH_2_equal_updated_at_across_a_page_boundary_and_at_the_cursor_in_a_range(range_shop: Shop):
@@ -240,7 +321,7 @@ def test_R_ORCH_2_equal_updated_at_across_a_page_boundary_and_at_the_cursor_in_a
     _patch(range_shop, 50, {"status_id": IN_PROGRESS})  # the last order of the first page
     _extract_range(range_shop)
     _patch(range_shop, 51, {"status_id": IN_PROGRESS})  # same second as Nov 2's new cursor: must not be lost
-    _patch(range_shop, 2, {"status_id": IN_PROGRESS})   # same second, a day whose cursor is older
+    _patch(range_shop, 2, {"status_id": IN_PROGRESS})   # same second, another day
     third, _ = _extract_range(range_shop)
 
     statuses = _raw_status_all(range_shop)
@@ -257,24 +338,28 @@ class _RangeChangesWhilePaging:
         self.client, self.shop = client, shop
 
     def iter_orders(self, **kw):
-        for n, page in enumerate(self.client.iter_orders(**kw)):
-            yield page
-            if n == 0:
-                clock = self.shop.keycrm_server
-                clock.post("/__admin/clock", {"advance_seconds": 300})
-                _patch(self.shop, 35, {"status_id": IN_PROGRESS})  # Nov 2, on the page already read
-                _patch(self.shop, 3, {"status_id": IN_PROGRESS})   # Nov 1, not in the window: joins it
-                clock.post("/__admin/clock", {"advance_seconds": 300})
-                _patch(self.shop, 85, {"status_id": IN_PROGRESS})  # Nov 3, on the page still to read
+        return _Relay(self.client.iter_orders(**kw), self.between_pages)
+
+    def between_pages(self, n: int) -> None:
+        if n == 0:
+            clock = self.shop.keycrm_server
+            clock.post("/__admin/clock", {"advance_seconds": 300})
+            _patch(self.shop, 35, {"status_id": IN_PROGRESS})  # Nov 2, on the page already read
+            _patch(self.shop, 3, {"status_id": IN_PROGRESS})   # Nov 1, not in the window: joins it
+            clock.post("/__admin/clock", {"advance_seconds": 300})
+            _patch(self.shop, 85, {"status_id": IN_PROGRESS})  # Nov 3, on the page still to read
 
 
 @pytest.mark.parametrize("chunk", [2_000, 7])
 def test_R_ORCH_3_an_order_updated_while_paging_a_range_arrives_at_the_latest_on_the_next_sync(range_shop: Shop,
                                                                                                chunk, monkeypatch):
     monkeypatch.setattr("keybimp_pipeline.sync.extract.CHUNK", chunk)
+    # the first read answered at 21:30 on Nov 1 by KeyCRM's clock (the world's later orders are stamped ahead of
+    # it only because the world is built up front), so the next read's window holds two pages
+    range_shop.keycrm_server.post("/__admin/clock", {"now": at(21, 30, day="2026-11-01")})
     _extract_range(range_shop)
     range_shop.keycrm_server.post("/__admin/clock", {"now": at(12, day="2026-11-03")})
-    # the window starts at Nov 1's cursor (order 91, 21:30) − overlap: 62 orders, two pages (31..80, 81..92)
+    # the window starts at the days' cursor (21:30 on Nov 1) − overlap: 62 orders, two pages (31..80, 81..92)
     changing, _ = _extract_range(range_shop, client=lambda k: _RangeChangesWhilePaging(k, range_shop))
     assert changing.incremental and changing.fetched >= 62
     statuses = _raw_status_all(range_shop)

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -889,6 +890,9 @@ def create_app(state: dict | None = None) -> Starlette:
         response = await _guarded(request)
         if request.url.path.startswith("/v1/") and not isinstance(response, _DropResponse):
             traffic.status_counts[str(response.status_code)] += 1
+            # the server's clock, the one that stamps updated_at (servers serving this app turn uvicorn's own
+            # Date off, which would tell the real time even when the emulator's clock is frozen or shifted)
+            response.headers["date"] = format_datetime(store.clock.now(), usegmt=True)
         return response
 
     async def _guarded(request: Request) -> Response:
