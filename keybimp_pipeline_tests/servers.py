@@ -47,3 +47,27 @@ class ServedApp:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def keycrm_clock_follows_changes(keycrm_server: ServedApp, monkeypatch) -> None:
+    """For one test (monkeypatch undoes it; the clock starts real): every PUT of a KeyCRM state stands KeyCRM's clock at the state's
+    newest order `updated_at` (never back).  A test edits its world and stamps each change as the moment it
+    happens (`updated_at=at(12)`); KeyCRM's clock, which answers every read with its `Date` (the pipeline's
+    next cursor), must stand there too, not at today's real date a month after the test day: a change stamped
+    before the clock of an earlier read is one real KeyCRM never makes."""
+    from keybimp_pipeline.clients.keycrm import parse_timestamp
+
+    put = type(keycrm_server).put_state
+
+    def put_state(state: dict) -> None:
+        put(keycrm_server, state)
+        stamps = [o["updated_at"] for o in state.get("orders", []) if o.get("updated_at")]
+        if not stamps:
+            return
+        newest = max(parse_timestamp(s) for s in stamps)
+        clock = keycrm_server.admin.get("/__admin/clock").json()
+        if not clock["frozen"] or parse_timestamp(clock["now"]) < newest:
+            keycrm_server.post("/__admin/clock", {"now": newest.isoformat().replace("+00:00", "Z")})
+
+    keycrm_server.post("/__admin/clock", {"now": None})  # an earlier test's frozen clock is not this test's
+    monkeypatch.setattr(keycrm_server, "put_state", put_state)

@@ -17,6 +17,7 @@ import pytest
 
 from keybimp_pipeline.emulators import demo_shop
 from keybimp_pipeline_tests.pipeline.harness import Harness, write_config
+from keybimp_pipeline_tests.servers import keycrm_clock_follows_changes
 
 # KeyCRM status ids of the demo shop
 NEW, IN_PROGRESS, DELIVERY, COMPLETED, CANCELED, RETURNED = 1, 3, 8, 12, 19, 20
@@ -112,6 +113,7 @@ def shop(tmp_path: Path, emulators, monkeypatch: pytest.MonkeyPatch, overrides: 
     monkeypatch.setenv("BIMP_PASSWORD", demo_shop.DEMO_BIMP_PASSWORD)
     monkeypatch.setenv("KEYBIMP_DATA", str(tmp_path))
     keycrm, bimp = emulators
+    keycrm_clock_follows_changes(keycrm, monkeypatch)
     config = write_config(tmp_path / "integrations.yaml", keycrm.url, bimp.url, overrides or {})
     return Harness(config, tmp_path, keycrm, bimp)
 

@@ -23,6 +23,7 @@ from keybimp_pipeline.emulators.demo_shop import (
     generate_demo,
 )
 from keybimp_pipeline_tests.pipeline.harness import Harness, deep_update, write_config
+from keybimp_pipeline_tests.servers import keycrm_clock_follows_changes
 
 DAY = "2026-11-02"
 # KeyCRM status ids of the demo shop (alias in the example file's `statuses` table)
@@ -157,6 +158,7 @@ class Shop:
         self.config_path = tmp_path / "integrations.yaml"
         self.configure()
         self.h = Harness(self.config_path, tmp_path, self.keycrm_server, self.bimp_server)
+        keycrm_clock_follows_changes(self.keycrm_server, monkeypatch)
 
     def configure(self, overrides: dict | None = None, *, replace: dict | None = None) -> None:
         """Write the integrations file: the example, deep-merged with `overrides`; `replace` sets whole

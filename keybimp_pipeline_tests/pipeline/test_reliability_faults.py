@@ -229,21 +229,21 @@ def test_orders_change_and_pages_shift_while_paging(rig: Rig, tmp_path, env, mon
                                                                         "phone": "+380939998877"},
             "products": [{"sku": orders[0]["products"][0]["sku"], "quantity": 1, "price": 100}]}),
     ]
-    real_request = KeyCRMClient._request
+    real_call = KeyCRMClient._call  # every KeyCRM request goes through it
 
     def paging(self, method, path, **kw):
-        out = real_request(self, method, path, **kw)
+        out = real_call(self, method, path, **kw)
         params = kw.get("params") or {}
         if path == "order" and params.get("page") == 1 and changes and "filter[created_between]" in params:
             while changes:  # all between page 1 and page 2
                 changes.pop(0)().raise_for_status()
         return out
 
-    monkeypatch.setattr(KeyCRMClient, "_request", paging)
+    monkeypatch.setattr(KeyCRMClient, "_call", paging)
     h = rig.harness(tmp_path, "shifting")
     h.sync_day(day)
     assert not changes  # every change landed between two page requests
-    monkeypatch.setattr(KeyCRMClient, "_request", real_request)
+    monkeypatch.setattr(KeyCRMClient, "_call", real_call)
     for d in rig.days:  # the next tick: incremental by updated_at
         h.sync_day(d)
     final_keycrm = rig.keycrm.state()
