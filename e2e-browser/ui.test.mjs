@@ -10,10 +10,10 @@
 // In the browser: the lineage from raw KeyCRM orders to Bimp customer orders is drawn; the global asset
 // lineage shows the stages as groups; the Partitions tabs of bimp_customer_orders and keycrm_orders_raw count
 // 1 failed and 2 materialised days; with only *Failed* ticked, keycrm_orders_raw lists that day and
-// integration alone, and its detail names the run that failed; the failed day is re-run from the UI (Jobs →
-// sync_orders → Materialize all…, that day and integration, Launch: every order asset, as the README says;
-// an asset's own Materialize… would re-run that asset only), the run succeeds, and the Partitions tabs then
-// show 0 failed / 3 materialised for the first and the Bimp customer orders.
+// integration alone, and its detail names the run that failed; the failed day is re-run from there, as the
+// README says: the run's link → its page → Re-execute all (*) (the whole sync_orders run of that day, though
+// `keybimp sync` started it; an asset's own Materialize… would re-run that asset only), the run succeeds,
+// and the Partitions tabs then show 0 failed / 3 materialised for the first and the Bimp customer orders.
 //
 // Screenshots go to ../screenshots/ (git-ignored).  When a step fails, its screenshot, the page's HTML and the
 // tail of dagster dev's log are saved/printed, so the CI log says why.  Every process started is ended at the
@@ -258,32 +258,26 @@ test('the Partitions tab shows the day that failed in the outage; re-run from th
     assert.equal(failedRun.tags['dagster/partition'], `${OUTAGE_DAY}|demo-shop`, JSON.stringify(failedRun.tags));
     await shot('partitions-failed.png');
 
-    // the outage is over: re-run that day's whole sync (every order asset, not only the raw one) as a person
-    // does it: Jobs → sync_orders → Materialize all… → the day and the integration → Launch
+    // the outage is over: re-run that day's whole sync (every order asset, not only the raw one) from the
+    // Partitions tab, as a person does it: the failed run's link → its page → Re-execute all (*)
     const t0 = Date.now();
-    await page.locator('a[href="/jobs"]').first().click(); // the navigation's "Jobs"
-    await page.locator('a').filter({ hasText: /^sync_orders$/ }).first().click();
-    await page.getByRole('button', { name: /Materialize all/ }).first().click();
-    const dialog = page.locator('.dagster-dialog');
-    const dates = dialog.getByPlaceholder(/^ex: /);
-    await dates.fill(OUTAGE_DAY);
-    await dates.press('Enter');
-    await dialog.getByText('Select a partition or create one').click();
-    await page.locator('.dagster-popover').getByText('demo-shop', { exact: true }).filter({ visible: true })
-      .first().click();
-    await page.keyboard.press('Escape'); // closes the integration list, not the dialog
-    await page.locator('.dagster-popover').waitFor({ state: 'detached' });
-    await dialog.getByText('1 partition', { exact: true }).waitFor();
-    await shot('rerun-dialog.png');
-    await dialog.getByRole('button', { name: /^Launch/ }).click();
-    const launched = await page.getByText(/Launched run [0-9a-f]{8}/).first().innerText();
-    const runId = launched.match(/[0-9a-f]{8}/)[0];
-    console.log(`# ${launched.trim()}`);
+    await page.locator(`a[href="/runs/${failedRun.runId}"]`).first().click();
+    await page.getByText('RUN_FAILURE', { exact: true }).first().waitFor(); // its event log has loaded
+    const reexecute = page.getByRole('button', { name: 'Re-execute all (*)' });
+    await reexecute.waitFor();
+    assert.equal(await reexecute.isEnabled(), true, 'Re-execute is enabled for a run of keybimp sync');
+    await shot('rerun-from-failed-run.png');
+    await reexecute.click();
+    await page.waitForURL((url) => /^\/runs\/[0-9a-f-]{36}$/.test(url.pathname)
+      && !url.pathname.endsWith(failedRun.runId), { timeout: ACTION });
+    const runId = page.url().match(/\/runs\/([0-9a-f-]{36})/)[1];
+    console.log(`# re-executed ${failedRun.runId.slice(0, 8)} as run ${runId.slice(0, 8)}`);
 
     // the run, queued by the instance's coordinator, picked up by the daemon, executed: wait for it to end
     const run = await runEnded(runId, RUN);
     assert.equal(run.status, 'SUCCESS', `run ${run.runId} ended ${run.status}`);
     assert.equal(run.tags['dagster/partition'], `${OUTAGE_DAY}|demo-shop`, JSON.stringify(run.tags));
+    assert.equal(run.tags['dagster/parent_run_id'], failedRun.runId, JSON.stringify(run.tags));
     mark(`UI re-run of ${OUTAGE_DAY} (launch → success)`, t0);
     await open(`/runs/${run.runId}`);
     await page.getByText('Success', { exact: true }).first().waitFor();

@@ -38,9 +38,11 @@ def _days(start: date, end: date) -> list[date]:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """One run over the whole range (one listing of KeyCRM, each step's fixed cost paid once), recorded in the
-    instance as a single-run backfill of those partitions is: the UI shows the run and every day of the range
-    materialised (or failed, when the run failed)."""
+    """One run of the `sync_orders` job over the whole range (one listing of KeyCRM, each step's fixed cost paid
+    once), recorded in the instance as a single-run backfill of those partitions is: the UI shows the run and
+    every day of the range materialised (or failed, when the run failed).  Being a run of the job the code
+    location defines (not an ad-hoc materialisation), a failed one is re-executed from the UI: the Partitions
+    tab names it, its page offers Re-execute (from failure)."""
     from keybimp_pipeline.defs.resources import load, settings_path
     from keybimp_pipeline.sync.days import local_day
 
@@ -65,7 +67,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
         raise UsageError(f"--to {end} is before --from {start}")
     _credentials(integration)
     _dagster_home()
-    import dagster as dg
 
     from keybimp_pipeline import definitions
     from keybimp_pipeline.defs.partitions import key, range_tags
@@ -77,11 +78,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
     days = _days(start, end)
     if len(days) > 1:
         tags.update(range_tags(args.name, start, end))
-    result = dg.materialize(
-        [*definitions.ORDER_ASSETS, *definitions.ORDER_CHECKS],
+    result = definitions.defs.resolve_job_def("sync_orders").execute_in_process(
         partition_key=key(args.name, start) if len(days) == 1 else None, instance=instance,
-        resources={"keybimp": definitions.resources.Keybimp()}, run_config=run_config,
-        tags=tags, raise_on_error=False)
+        run_config=run_config, tags=tags, raise_on_error=False)
     span = str(start) if len(days) == 1 else f"{start}..{end} ({len(days)} days)"
     if not result.success:  # the reason, not a summary that looks like any other day's
         return _failed(result, args.name, f"sync of {span}")

@@ -106,3 +106,61 @@ def test_ctrl_c_is_one_line_and_exit_code_130(world, tmp_path):
     _quiet(lines)
     assert lines == [("keybimp sync: interrupted (Ctrl-C). What was written is in the write ledger; running the "
                       "command again goes on from there")]
+
+
+
+REEXECUTE = """
+import json, sys
+import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.storage.tags import TAGS_TO_MAYBE_OMIT_ON_RETRY
+
+# what the UI's Re-execute all (*) does: the code location's job of that name, the failed run as the parent,
+# the parent's tags (its partition) inherited (dagster_graphql's launch_reexecution_from_parent_run)
+with dg.DagsterInstance.get() as instance:
+    [failed] = instance.get_runs()
+    job = ReconstructableRepository.for_module("keybimp_pipeline.definitions", "defs").get_reconstructable_job(
+        failed.job_name)
+    tags = {k: v for k, v in failed.tags.items() if k not in TAGS_TO_MAYBE_OMIT_ON_RETRY}
+    result = dg.execute_job(job, instance, tags=tags,
+                            reexecution_options=dg.ReexecutionOptions(parent_run_id=failed.run_id))
+    status = instance.get_status_by_partition(dg.AssetKey("bimp_customer_orders"), [sys.argv[1]],
+                                              job.get_definition().partitions_def)
+    print(json.dumps({"failed": [failed.run_id, failed.job_name, failed.status.value, dict(failed.tags)],
+                      "success": result.success, "errors": [
+                          f"{e.step_key}: {e.step_failure_data.error.message}" for e in result.all_events
+                          if e.is_step_failure][:3] + [e.message for e in result.all_events if e.is_failure][:3],
+                      "parent": instance.get_run_by_id(result.run_id).parent_run_id,
+                      "tags": dict(instance.get_run_by_id(result.run_id).tags),
+                      "bimp_customer_orders": {k: v.value for k, v in (status or {}).items()}}))
+"""
+
+
+def test_a_sync_that_failed_in_an_outage_is_a_sync_orders_run_the_ui_re_executes(world, tmp_path):
+    """#9: a day `keybimp sync` failed (KeyCRM down) is re-run from its failed run's page, as the UI's Re-execute
+    does it: possible because the run is one of the code location's own `sync_orders` job (an ad-hoc
+    materialisation's job is not in the code location)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    world.keycrm.post("/__admin/faults", {"fail_ratio": 1.0, "fail_status": 503, "retry_after_s": 0,
+                                          "requests_per_minute": 100_000})
+    try:
+        rc, lines = _run(world, tmp_path, "outage", R.sync_argv(DAY, DAY))
+    finally:
+        world.keycrm.post("/__admin/faults", {"requests_per_minute": 100_000})
+    assert rc == 1 and lines[-1].startswith(f"sync of {DAY} FAILED: run "), lines
+
+    partition = f"{DAY}|demo-shop"
+    done = subprocess.run([sys.executable, "-c", REEXECUTE, partition], env={**os.environ, **world.env("outage")},
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    failed_id, job_name, status, tags = out["failed"]
+    assert (job_name, status, tags["dagster/partition"], tags["keybimp/trigger"]) == (
+        "sync_orders", "FAILURE", partition, "cli")
+    assert out["success"] is True, out["errors"]
+    assert (out["parent"], out["tags"]["dagster/partition"]) == (failed_id, partition)
+    assert out["bimp_customer_orders"] == {partition: "MATERIALIZED"}
