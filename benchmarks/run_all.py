@@ -517,18 +517,17 @@ def _findings_requests(results: dict) -> str:
     text += (f"\n\nA re-run with nothing changed writes nothing. Bimp: {rerun['bimp']['reads']} reads (and "
              f"{rerun['bimp']['auth']} login calls), {waiting} of them the free stock and the buyer's contract on the "
              "days holding orders still waiting for stock (`reserve_insufficient`, retried by design, R-MAIN-3).")
-    if "keycrm_listings" in rerun:
+    if "keycrm_listings" in rerun and rerun["keycrm_requests"] <= 1:
+        text += (f" KeyCRM: {rerun['keycrm_requests']} request, {rerun['keycrm_orders_read']:,} orders read: every day "
+                 "of the range (those without orders too) keeps as its cursor KeyCRM's own clock when its listing "
+                 "was answered (the response's `Date`), so the re-run lists the range once from there − 2 min and "
+                 "finds nothing. Before (2026-12-04 09:06 UTC), a day's cursor was the newest `updated_at` of its "
+                 "own orders and a day without orders kept none: 11 requests here, 298 of the 300 orders read again "
+                 "(192 requests, 9,530 orders for the 10,000-order backfill of section 5).")
+    elif "keycrm_listings" in rerun:
         text += (f" KeyCRM: {rerun['keycrm_requests']} requests where one would do (nothing changed), and it "
-                 f"re-reads {rerun['keycrm_orders_read']:,} of the {req['orders']:,} orders: the days already "
-                 "fetched are listed again from the *lowest* of their cursors − 2 min, and a day's cursor is the "
-                 "newest `updated_at` of its own orders, so the oldest day pulls nearly the whole range back; and a "
-                 "day without orders keeps no cursor, so it is read as a first fetch every time (one listing per "
-                 f"run of empty days: {rerun['keycrm_listings'] - 1} here). A re-run of the 10,000-order "
-                 "backfill of section 5 measured the same way (2026-12-04): 192 requests, 9,530 orders read again "
-                 "— nearly the first run's 200. *Fix (pipeline, `sync/extract.py`, not "
-                 "done here):* a day read completely gets a cursor even when empty, and a range read completely "
-                 "advances its days' cursors to the moment the read started (the newest `updated_at` seen in the "
-                 "whole listing, never past that moment), not only to each day's own newest order.")
+                 f"re-reads {rerun['keycrm_orders_read']:,} of the {req['orders']:,} orders "
+                 f"({rerun['keycrm_listings']} listings): see `sync/extract.py` for how the days' cursors are kept.")
     return text
 
 
