@@ -68,7 +68,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
     _credentials(integration)
     _dagster_home()
 
-    from keybimp_pipeline import definitions
     from keybimp_pipeline.defs.partitions import key, range_tags
     instance = _instance()
     started = datetime.now(UTC)
@@ -78,9 +77,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     days = _days(start, end)
     if len(days) > 1:
         tags.update(range_tags(args.name, start, end))
-    result = definitions.defs.resolve_job_def("sync_orders").execute_in_process(
-        partition_key=key(args.name, start) if len(days) == 1 else None, instance=instance,
-        run_config=run_config, tags=tags, raise_on_error=False)
+    result = _run_job(instance, "sync_orders", partition_key=key(args.name, start) if len(days) == 1 else None,
+                      run_config=run_config, tags=tags)
     span = str(start) if len(days) == 1 else f"{start}..{end} ({len(days)} days)"
     if not result.success:  # the reason, not a summary that looks like any other day's
         return _failed(result, args.name, f"sync of {span}")
@@ -95,6 +93,37 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"{args.name}'s automations are paused (new integrations start so): its sensor and schedules "
               f"skip until `keybimp start {args.name}`")
     return 0
+
+
+def _run_job(instance, job_name: str, *, partition_key: str | None, run_config: dict, tags: dict):
+    """A run of the code location's own job, executed here in this process and recorded with the code location
+    as its origin (the location and repository workspace.yaml loads), so the UI re-executes it as one it launched
+    itself: from the failed run's page (which the Partitions tab names) with *Re-execute*.  An ad-hoc
+    materialisation, or `execute_in_process`, records no origin, and the UI refuses to re-execute such a run."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import execute_run
+    from dagster._core.execution.execute_in_process import merge_run_tags
+    from dagster._core.remote_origin import (
+        InProcessCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    from keybimp_pipeline import definitions
+
+    module = definitions.__name__
+    recon = ReconstructableRepository.for_module(module, "defs").get_reconstructable_job(job_name)
+    job = recon.get_definition()
+    location = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=sys.executable, module_name=module, attribute="defs"),
+        location_name=definitions.CODE_LOCATION)
+    origin = RemoteJobOrigin(repository_origin=RemoteRepositoryOrigin(
+        code_location_origin=location, repository_name=definitions.defs.get_repository_def().name), job_name=job_name)
+    run = instance.create_run_for_job(
+        job_def=job, run_config=run_config, tags=merge_run_tags(job, partition_key, tags, None, instance, run_config),
+        remote_job_origin=origin, job_code_origin=recon.get_python_origin())
+    return execute_run(recon, run, instance)
 
 
 def _console(args: argparse.Namespace) -> dict:
@@ -132,23 +161,16 @@ def _credentials(integration) -> None:
         raise SettingsError([*problems, "set them in the environment of this command, then run again"])
 
 
-def _materialize_upload(args: argparse.Namespace, selection: list[str], run_config: dict | None = None):
+def _materialize_upload(args: argparse.Namespace, job_name: str, run_config: dict | None = None):
+    """A run of the upload job for one integration, recorded like a scheduled one (re-executable from the UI)."""
     name = args.name
     from keybimp_pipeline.defs.resources import load
 
     _credentials(load().get(name))
     _dagster_home()
-    import dagster as dg
-
-    from keybimp_pipeline import definitions
-
-    definitions.SETTINGS.get(name)
-    assets = [a for a in definitions.UPLOAD_ASSETS if any(k.to_user_string() in selection for k in a.keys)]
-    return dg.materialize(assets + list(definitions.UPLOAD_CHECKS), partition_key=name,
-                          instance=_instance(), resources={"keybimp": definitions.resources.Keybimp()},
-                          run_config={"loggers": _console(args), **(run_config or {})},
-                          raise_on_error=False, selection=selection,
-                          tags={"keybimp/integration": name, "keybimp/trigger": "cli"})
+    return _run_job(_instance(), job_name, partition_key=name,
+                    run_config={"loggers": _console(args), **(run_config or {})},
+                    tags={"keybimp/integration": name, "keybimp/trigger": "cli"})
 
 
 def _asset_metadata(result, asset: str) -> dict:
@@ -160,10 +182,8 @@ def _asset_metadata(result, asset: str) -> dict:
 
 def cmd_stocks(args: argparse.Namespace) -> int:
     """Snapshot, plan, guard and upload stocks; a blocked plan prints its preview and uploads nothing (exit 3)."""
-    from keybimp_pipeline.defs.uploads import STOCK_ASSETS
-
     # the guard's stop is expected and explained below: no Dagster stack trace on the console for it
-    result = _materialize_upload(args, list(STOCK_ASSETS),
+    result = _materialize_upload(args, "upload_stocks",
                                  {"ops": {"stock_upload_plan": {"config": {"confirm": bool(args.confirm)}}}})
     plan = _asset_metadata(result, "stock_upload_plan")
     if plan:
@@ -186,7 +206,7 @@ def cmd_stocks(args: argparse.Namespace) -> int:
 def cmd_prices(args: argparse.Namespace) -> int:
     """Upload changed prices (and create missing items when create_missing); --dry-run only reports."""
     dry_run = bool(getattr(args, "dry_run", False))
-    result = _materialize_upload(args, ["keycrm_price_upload"],
+    result = _materialize_upload(args, "upload_prices",
                                  {"ops": {"keycrm_price_upload": {"config": {"dry_run": dry_run}}}})
     meta = _asset_metadata(result, "keycrm_price_upload")
     if not result.success or not meta:

@@ -15,6 +15,10 @@ from keybimp_pipeline.defs.partitions import integration_partitions, orders_part
 from keybimp_pipeline.defs.sensors import build_order_sensors
 from keybimp_pipeline.defs.uploads import STOCK_ASSETS, build_upload_assets, build_upload_schedules
 
+# the code location's name, as workspace.yaml gives it: runs `keybimp sync` executes name it as their origin, so
+# the UI finds their job there and re-executes them like its own
+CODE_LOCATION = "keybimp"
+
 SETTINGS = resources.load()
 control.on_load(SETTINGS)  # R-CONN-3 key registry, R-CONN-6 settings history: on every code-location load
 ORDERS_PARTITIONS = orders_partitions(SETTINGS)

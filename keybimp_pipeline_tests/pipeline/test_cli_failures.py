@@ -113,17 +113,31 @@ REEXECUTE = """
 import json, sys
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
-from dagster._core.storage.tags import TAGS_TO_MAYBE_OMIT_ON_RETRY
+from dagster._core.definitions.selector import JobSubsetSelector
+from dagster._core.execution.api import execute_run
+from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-# what the UI's Re-execute all (*) does: the code location's job of that name, the failed run as the parent,
-# the parent's tags (its partition) inherited (dagster_graphql's launch_reexecution_from_parent_run)
+# what the UI's Re-execute all (*) does (dagster_graphql's launch_reexecution_from_parent_run): the job found in
+# the workspace by the failed run's origin, a re-executed run created from the parent with the parent's tags;
+# then run here, as the instance's run launcher would run it
 with dg.DagsterInstance.get() as instance:
     [failed] = instance.get_runs()
+    origin = failed.remote_job_origin
+    with WorkspaceProcessContext(instance, WorkspaceFileTarget([sys.argv[2]])) as workspace:
+        context = workspace.create_request_context()
+        location = context.get_code_location(origin.repository_origin.code_location_origin.location_name)
+        remote_job = location.get_job(JobSubsetSelector(
+            location_name=location.name, repository_name=origin.repository_origin.repository_name,
+            job_name=failed.job_name, op_selection=None, asset_selection=failed.asset_selection,
+            asset_check_selection=failed.asset_check_selection))
+        run = instance.create_reexecuted_run(request_context=context, parent_run=failed, code_location=location,
+                                             remote_job=remote_job, strategy=ReexecutionStrategy.ALL_STEPS,
+                                             use_parent_run_tags=True)
     job = ReconstructableRepository.for_module("keybimp_pipeline.definitions", "defs").get_reconstructable_job(
-        failed.job_name)
-    tags = {k: v for k, v in failed.tags.items() if k not in TAGS_TO_MAYBE_OMIT_ON_RETRY}
-    result = dg.execute_job(job, instance, tags=tags,
-                            reexecution_options=dg.ReexecutionOptions(parent_run_id=failed.run_id))
+        run.job_name)
+    result = execute_run(job, run, instance)
     status = instance.get_status_by_partition(dg.AssetKey("bimp_customer_orders"), [sys.argv[1]],
                                               job.get_definition().partitions_def)
     print(json.dumps({"failed": [failed.run_id, failed.job_name, failed.status.value, dict(failed.tags)],
@@ -138,8 +152,9 @@ with dg.DagsterInstance.get() as instance:
 
 def test_a_sync_that_failed_in_an_outage_is_a_sync_orders_run_the_ui_re_executes(world, tmp_path):
     """#9: a day `keybimp sync` failed (KeyCRM down) is re-run from its failed run's page, as the UI's Re-execute
-    does it: possible because the run is one of the code location's own `sync_orders` job (an ad-hoc
-    materialisation's job is not in the code location)."""
+    does it: possible because the run is one of the code location's own `sync_orders` job and names the code
+    location workspace.yaml loads as its origin (the UI refuses a run without one, as `execute_in_process` and
+    `materialize` record them)."""
     import json
     import os
     import subprocess
@@ -154,7 +169,8 @@ def test_a_sync_that_failed_in_an_outage_is_a_sync_orders_run_the_ui_re_executes
     assert rc == 1 and lines[-1].startswith(f"sync of {DAY} FAILED: run "), lines
 
     partition = f"{DAY}|demo-shop"
-    done = subprocess.run([sys.executable, "-c", REEXECUTE, partition], env={**os.environ, **world.env("outage")},
+    done = subprocess.run([sys.executable, "-c", REEXECUTE, partition, str(R.ROOT / "workspace.yaml")],
+                          env={**os.environ, **world.env("outage")},
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])

@@ -188,6 +188,13 @@ def test_R_ORCH_2_keybimp_sync_of_a_range_is_one_run_recorded_in_the_instance(de
     with dg.DagsterInstance.get() as instance:
         [run] = instance.get_runs()
         assert run.is_success and run.tags["keybimp/trigger"] == "cli"
+        # a run of the code location's own job, naming it as workspace.yaml loads it: the UI can re-execute it
+        import yaml
+
+        [workspace] = yaml.safe_load((Path(__file__).resolve().parents[2] / "workspace.yaml").read_text())["load_from"]
+        origin = run.remote_job_origin.repository_origin
+        assert (run.job_name, origin.code_location_origin.location_name, origin.repository_name) == (
+            "sync_orders", workspace["python_module"]["location_name"], "__repository__")
         # what the UI's Partitions tab reads: every day of the range materialised, none failed
         for asset in ("keycrm_orders_raw", "bimp_customer_orders", "sync_issues"):
             assert set(instance.get_materialized_partitions(dg.AssetKey(asset))) == RANGE_KEYS
