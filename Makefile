@@ -56,7 +56,7 @@ bench: install
 	$(BIN)/python -m benchmarks.run_all $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 lint: install
-	$(BIN)/ruff check keybimp_pipeline keybimp_pipeline_tests
+	$(BIN)/ruff check keybimp_pipeline keybimp_pipeline_tests benchmarks
 
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
