@@ -363,9 +363,10 @@ class UsageError(Exception):
 
 
 def _on_load(args: argparse.Namespace) -> None:
-    """Every command that reads the integrations file records settings changes in the history (R-CONN-6) and
-    refuses a KeyCRM key that served another Bimp company (R-CONN-3).  `check` reports that refusal itself.
-    A read-only command in a folder without a data folder records nothing (it would create one)."""
+    """Every command that reads the integrations file refuses a KeyCRM key that served another Bimp company
+    (R-CONN-3; `check` reports that refusal itself) and, unless it only reads (`history`, `issues`), records
+    settings changes in the history (R-CONN-6): looking at the history with another settings file at hand
+    must not write that file's differences into it."""
     if args.command in _NO_SETTINGS:
         return
     from keybimp_pipeline import control
@@ -375,8 +376,8 @@ def _on_load(args: argparse.Namespace) -> None:
     settings = None
     try:
         settings = load()
-        if args.command in _READ_ONLY and not data_dir(create=False).exists():
-            problems = control.key_problems(settings)
+        if args.command in _READ_ONLY:
+            problems = control.key_problems(settings) if data_dir(create=False).exists() else []
             if problems:
                 raise SettingsError(problems)
         else:

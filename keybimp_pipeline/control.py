@@ -8,7 +8,10 @@ Every load of the integrations file (each CLI command, the Dagster code location
 
 * refuses a KeyCRM key that an integration of *another* Bimp company used before (R-CONN-3): the file
   itself can only compare the keys it holds now, so the fingerprints seen are kept in a registry file
-  (``keycrm_keys.json`` in $KEYBIMP_DATA: integration, Bimp company, fingerprint — never a key);
+  (``keycrm_keys.json`` in $KEYBIMP_DATA: integration, Bimp company, fingerprint — never a key).  A key
+  enters the registry only once Bimp let the pipeline into that company (:func:`remember_keys`, called by a
+  passed `keybimp check` and by a run's Bimp reference refresh), never from a settings file alone: a
+  mistyped company code that Bimp refuses binds nothing;
 * records a snapshot of each integration's settings and appends one history entry per changed key,
   old → new (R-CONN-6).  The snapshot holds variable names and key fingerprints, never a secret.
 """
@@ -249,12 +252,12 @@ def remember_keys(settings: IntegrationsFile, company_ids: dict[str, Iterable[st
 def on_load(settings: IntegrationsFile) -> None:
     """What every load of the integrations file does: refuse a key of another company, log setting changes.
 
-    Raises SettingsError (one line per integration at fault) before anything is recorded.
+    Raises SettingsError (one line per integration at fault) before anything is recorded.  The keys are not
+    remembered here: only a company Bimp confirmed binds a key (`remember_keys`).
     """
     problems = key_problems(settings)
     if problems:
         raise SettingsError(problems)
-    remember_keys(settings)
     for integration in settings.integrations:
         record_settings(integration.name, snapshot(integration))
 

@@ -119,6 +119,7 @@ def _build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
                 with keybimp.bimp(name) as client:
                     meta["bimp_rows"] = meta.get("bimp_rows", 0) + reference.refresh_bimp(
                         store, client, external_id_source=EXTERNAL_ID_SOURCE)
+                keybimp.confirm_company(name)
         meta["reused_snapshot"] = not meta
         return dg.MaterializeResult(metadata=meta)
 

@@ -55,6 +55,13 @@ class Keybimp(dg.ConfigurableResource):
         s = self.integration(name)
         return KeyCRMClient(s.keycrm.url, s.keycrm_api_key(), requests_per_minute=s.keycrm.requests_per_minute)
 
+    def confirm_company(self, name: str) -> None:
+        """Bimp let this integration into its company: its KeyCRM key now serves that company (R-CONN-3's
+        registry binds a key only once the company is confirmed, never from the settings file alone)."""
+        from keybimp_pipeline import control
+
+        control.remember_keys(IntegrationsFile.model_construct(integrations=[self.integration(name)]))
+
     def bimp(self, name: str) -> BimpClient:
         s = self.integration(name)
         email, password = s.bimp_credentials()

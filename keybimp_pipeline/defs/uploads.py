@@ -46,6 +46,7 @@ def _resolved(keybimp: Keybimp, name: str):
     if not reference.is_fresh(store, "bimp"):
         with keybimp.bimp(name) as bimp:
             reference.refresh_bimp(store, bimp, external_id_source=EXTERNAL_ID_SOURCE)
+        keybimp.confirm_company(name)
     if not reference.is_fresh(store, "keycrm"):
         with keybimp.keycrm(name) as keycrm:
             reference.refresh_keycrm(store, keycrm)

@@ -202,6 +202,8 @@ def test_R_ORCH_2_keybimp_sync_of_a_range_is_one_run_recorded_in_the_instance(de
             dg.AssetKey("keycrm_orders_raw"), sorted(RANGE_KEYS), definitions.ORDERS_PARTITIONS)
         assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
     assert sorted(shop.orders()) == [1, 2, 3, 4]
+    # R-CONN-3: the run logged into the Bimp company, so the key is now bound to it
+    assert [(e["integration"], e["company"]) for e in control.read_registry()] == [("demo-shop", "000001398")]
 
     assert cli.main(["start", "demo-shop"]) == 0
     capsys.readouterr()

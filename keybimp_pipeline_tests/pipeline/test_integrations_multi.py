@@ -108,9 +108,11 @@ def test_R_CONN_3_one_key_on_two_integrations_is_refused(shops, monkeypatch, cap
 
 
 def test_R_CONN_3_key_used_before_for_another_company_is_refused(shops, monkeypatch, capsys):
-    """The registry remembers (integration, company, fingerprint): the key later pointed at another
-    company, even under another integration name, is refused at load and at check."""
-    assert cli.main(["history", "demo-shop"]) == 0  # any load registers the keys
+    """The registry remembers (integration, company, fingerprint) once Bimp confirmed the company: the key later
+    pointed at another company, even under another integration name, is refused at load and at check."""
+    assert cli.main(["history", "demo-shop"]) == 0
+    assert control.read_registry() == []  # a settings file alone binds no key
+    assert cli.main(["check"]) == 0  # Bimp lets both into company 000001398: their keys are bound to it
     registry = json.loads(control.registry_path().read_text())
     assert {(e["integration"], e["company"], e["fingerprint"]) for e in registry["keys"]} == {
         ("demo-shop", "000001398", key_fingerprint(DEMO_KEYCRM_KEY)),
@@ -221,9 +223,13 @@ def test_R_CONN_6_settings_changes_starts_and_pauses_in_the_history(shops, capsy
 
     os.environ["KEYCRM_KEY_DEMO_SHOP"] = "rotated-" + DEMO_KEYCRM_KEY[8:]
     try:
-        assert cli.main(["history", "demo-shop"]) == 0
+        assert cli.main(["history", "demo-shop"]) == 0  # looking records nothing (R-CONN-6: changes, not views)
+        assert "api_key_fingerprint" not in capsys.readouterr().out
+        assert cli.main(["pause", "demo-shop"]) == 0  # a command that acts loads the file: the change is logged
+        capsys.readouterr()
     finally:
         os.environ["KEYCRM_KEY_DEMO_SHOP"] = DEMO_KEYCRM_KEY
+    assert cli.main(["history", "demo-shop"]) == 0
     out = capsys.readouterr().out
     assert (f"keycrm.api_key_fingerprint: '{key_fingerprint(DEMO_KEYCRM_KEY)}' → "
             f"'{key_fingerprint('rotated-' + DEMO_KEYCRM_KEY[8:])}'") in out

@@ -56,8 +56,18 @@ def test_R_CONN_6_on_load_records_creation_then_each_changed_key_old_to_new(monk
     assert "secret-key-a" not in text
 
 
+def test_R_CONN_3_a_settings_file_alone_binds_no_key_to_a_company(data):
+    """A first load with a mistyped company code (which Bimp then refuses) must not bind the key to it: only a
+    company Bimp confirmed (a passed check, a run's reference refresh) enters the registry."""
+    control.on_load(_file(("shop-a", "KEY_A", "0019")))  # the typo: Bimp has 001
+    assert control.read_registry() == []
+    control.on_load(_file(("shop-a", "KEY_A", "001")))  # corrected: nothing to refuse
+    control.remember_keys(_file(("shop-a", "KEY_A", "001")))  # Bimp let it in
+    assert [e["company"] for e in control.read_registry()] == ["001"]
+
+
 def test_R_CONN_3_a_key_that_served_another_company_is_refused_before_anything_is_recorded(data):
-    control.on_load(_file(("shop-a", "KEY_A", "001"), ("shop-b", "KEY_B", "001")))
+    control.remember_keys(_file(("shop-a", "KEY_A", "001"), ("shop-b", "KEY_B", "001")))  # both confirmed
     registry = json.loads(control.registry_path().read_text())["keys"]
     assert {(e["integration"], e["company"], e["fingerprint"]) for e in registry} == {
         ("shop-a", "001", key_fingerprint("secret-key-a-0123456789")),
