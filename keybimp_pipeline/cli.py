@@ -70,7 +70,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     from keybimp_pipeline.defs.partitions import key, range_tags
     instance = _instance()
-    started = datetime.now(UTC)
     run_config = {"ops": {"keycrm_orders_raw": {"config": {"full_refresh": bool(args.full_refresh)}}},
                   "loggers": _console(args)}
     tags = {"keybimp/integration": args.name, "keybimp/trigger": "cli"}
@@ -86,7 +85,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"{span}: ok", flush=True)
     from keybimp_pipeline.summary import format_summary, summarize
 
-    print(format_summary(args.name, summarize(args.name, since=started)))
+    print(format_summary(args.name, summarize(args.name, run_ids=[result.run_id])))
     from keybimp_pipeline import control
 
     if control.is_paused(args.name):  # said once, where it matters: this sync ran, the automations will not

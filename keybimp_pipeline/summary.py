@@ -11,7 +11,7 @@ while nothing changed.  Re-syncing with nothing changed in KeyCRM therefore prin
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -25,15 +25,17 @@ def _detail(raw: object) -> dict:
     return json.loads(raw) if isinstance(raw, str) and raw else {}
 
 
-def summarize(name: str, since: datetime | None = None) -> dict:
-    """The integration's totals; with `since` (the run's start, UTC) also the ledger rows written since."""
+def summarize(name: str, run_ids: Iterable[str] | None = None) -> dict:
+    """The integration's totals; with `run_ids` also the records those runs wrote (their last write was theirs:
+    another run writing meanwhile, a sensor's, is not counted)."""
     store = Store(name)
     q = store.query
 
     def one(sql: str, params: list | None = None) -> int:
         return int(q(sql, params or [name]).iloc[0, 0] or 0)
 
-    ledger = Ledger(store).frame()
+    book = Ledger(store)
+    ledger = book.frame()
     done = ledger[ledger["state"] == DONE]
     orders = done[done["entity"] == "customer_order"]
     details = [_detail(d) for d in orders["detail"]]
@@ -55,16 +57,14 @@ def summarize(name: str, since: datetime | None = None) -> dict:
     unwritten = one("SELECT count(DISTINCT order_id) FROM sync_issues WHERE integration=? "
                     "AND entity='customer_order' AND order_id NOT IN (SELECT UNNEST(?::BIGINT[]))",
                     [name, [int(c) for c in orders["crm_id"]]])
-    written = None
-    if since is not None:
-        at = pd.to_datetime(done["written_at"], utc=True, format="ISO8601")
-        written = int((at >= pd.Timestamp(since)).sum())
+    written = None if run_ids is None else book.written_by(run_ids)
     return {
         "orders_seen": one("SELECT count(*) FROM raw_orders WHERE integration=?"),
         "orders_quarantined": one("SELECT count(DISTINCT order_id) FROM quarantine WHERE integration=?"),
         "customer_orders": len(orders),
         "orders_not_written": unwritten,
         "counterparties_created": len(created_counterparties),
+        "contracts_created": int((done["entity"] == "contract").sum()),
         "orders_to_existing_counterparties": to_existing,
         "products_created": len(created_items),
         "lines_with_existing_items": lines_existing,
@@ -86,6 +86,11 @@ def _document_counts(done: pd.DataFrame) -> dict:
             "refunds": int((done["entity"] == "refund").sum())}
 
 
+def _quantity(value: float) -> int | float:
+    """465.0 units print as 465; 2.5 kg as 2.5."""
+    return int(value) if float(value).is_integer() else value
+
+
 def format_summary(name: str, s: dict) -> str:
     lines = [f"== {name}: totals since the first sync (Bimp writes from the ledger, issues open now) ==",
              f"orders seen in KeyCRM        {s['orders_seen']:>7}   (quarantined: {s['orders_quarantined']})",
@@ -93,9 +98,11 @@ def format_summary(name: str, s: dict) -> str:
               f"(orders not written, with an open issue: {s['orders_not_written']})"),
              (f"counterparties created       {s['counterparties_created']:>7}   "
               f"(orders written to an existing counterparty: {s['orders_to_existing_counterparties']})"),
+             (f"contracts created            {s['contracts_created']:>7}   "
+              "(a buyer without a contract gets one from the contract defaults)"),
              (f"products created             {s['products_created']:>7}   "
               f"(order lines written with an existing item: {s['lines_with_existing_items']})"),
-             f"units reserved (open orders) {s['reserved_units']:>7}",
+             f"units reserved (open orders) {_quantity(s['reserved_units']):>7}",
              (f"customer payments            {s['payments']['created']:>7}   "
               f"(cancelled: {s['payments']['cancelled']})"),
              f"sales invoices               {s['sales_invoices']:>7}",

@@ -43,15 +43,25 @@ def payload_hash(payload: object) -> str:
 
 
 class Ledger:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, run_id: str | None = None):
+        """`run_id`: the Dagster run writing through this ledger; each row keeps the run that last wrote it, so
+        "written this run" counts one run's writes even while another run of the integration writes too."""
         self.store = store
         self.integration = store.integration
+        self.run_id = run_id
         self.path = store.directory / f"{store.integration}.ledger.sqlite"
         self._con: sqlite3.Connection | None = None
-        self._connect().execute("""CREATE TABLE IF NOT EXISTS ledger (
+        con = self._connect()
+        con.execute("""CREATE TABLE IF NOT EXISTS ledger (
             integration TEXT NOT NULL, entity TEXT NOT NULL, crm_id TEXT NOT NULL, bimp_uuid TEXT,
-            payload_hash TEXT, state TEXT NOT NULL, detail TEXT, written_at TEXT NOT NULL,
+            payload_hash TEXT, state TEXT NOT NULL, detail TEXT, written_at TEXT NOT NULL, run_id TEXT,
             PRIMARY KEY (integration, entity, crm_id))""")
+        if "run_id" not in {row[1] for row in con.execute("PRAGMA table_info(ledger)")}:
+            try:  # a ledger written before the column existed (another process may be adding it right now)
+                con.execute("ALTER TABLE ledger ADD COLUMN run_id TEXT")
+            except sqlite3.OperationalError as err:
+                if "duplicate column" not in str(err):
+                    raise
 
     def _connect(self) -> sqlite3.Connection:
         """One connection per Ledger (SQLite in WAL mode lets other processes read and write meanwhile);
@@ -102,14 +112,16 @@ class Ledger:
     def _upsert(self, entity: str, crm_id: str, bimp_uuid: str | None, phash: str | None, state: str,
                 detail: object | None) -> None:
         self._connect().execute(
-            """INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """INSERT INTO ledger (integration, entity, crm_id, bimp_uuid, payload_hash, state, detail, written_at,
+                                   run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (integration, entity, crm_id) DO UPDATE SET
                  bimp_uuid = COALESCE(excluded.bimp_uuid, ledger.bimp_uuid),
                  payload_hash = excluded.payload_hash, state = excluded.state,
-                 detail = COALESCE(excluded.detail, ledger.detail), written_at = excluded.written_at""",
+                 detail = COALESCE(excluded.detail, ledger.detail), written_at = excluded.written_at,
+                 run_id = excluded.run_id""",
             [self.integration, entity, str(crm_id), bimp_uuid, phash, state,
              json.dumps(detail, ensure_ascii=False, default=_default) if detail is not None else None,
-             datetime.now(UTC).isoformat()])
+             datetime.now(UTC).isoformat(), self.run_id])
 
     def pending(self, entity: str, crm_id: object, phash: str, detail: object | None = None) -> None:
         """Recorded before the vendor call, so a crash after it is noticed and reconciled."""
@@ -117,6 +129,16 @@ class Ledger:
 
     def done(self, entity: str, crm_id: object, bimp_uuid: str, phash: str, detail: object | None = None) -> None:
         self._upsert(entity, str(crm_id), bimp_uuid, phash, DONE, detail)
+
+    def written_by(self, run_ids: Iterable[str]) -> int:
+        """Records whose last write (done) was by one of these runs."""
+        ids = sorted(set(run_ids))
+        if not ids:
+            return 0
+        marks = ", ".join("?" * len(ids))
+        return int(self._connect().execute(
+            f"SELECT count(*) FROM ledger WHERE integration=? AND state=? AND run_id IN ({marks})",
+            [self.integration, DONE, *ids]).fetchone()[0])
 
     def uuid_map(self, entity: str) -> dict[str, str]:
         frame = self.entries(entity)

@@ -134,7 +134,8 @@ class DocumentWriter:
     """Writes one day's payments, sales, returns and refunds.  Call in this order: payments, sales,
     returns (a refund reads the payments just written, a return the sale)."""
 
-    def __init__(self, store: Store, bimp, integration, resolved: Resolved, blocked: set[int] | None = None):
+    def __init__(self, store: Store, bimp, integration, resolved: Resolved, blocked: set[int] | None = None,
+                 run_id: str | None = None):
         """`blocked`: orders whose customer order has its own sync issue this run; their documents wait
         silently (one issue per problem, not one per document)."""
         self.blocked = {int(b) for b in (blocked or set())}
@@ -142,7 +143,7 @@ class DocumentWriter:
         self.bimp = bimp
         self.settings = integration
         self.r = resolved
-        self.ledger = Ledger(store)
+        self.ledger = Ledger(store, run_id)
         self.result = DocResult()
 
     # ---------------------------------------------------------------------------------- shared
@@ -494,8 +495,8 @@ class DocumentWriter:
 DOCUMENT_ENTITIES = ["customer_payment", "sales_invoice", "customer_return", "refund"]
 
 
-def write_documents(store: Store, day: date, integration, resolved: Resolved, bimp, derived: Derived
-                    ) -> tuple[DocResult, pd.DataFrame]:
+def write_documents(store: Store, day: date, integration, resolved: Resolved, bimp, derived: Derived,
+                    run_id: str | None = None) -> tuple[DocResult, pd.DataFrame]:
     """Payments, sales, returns and refunds of one day, under the integration's writer lock; the day's
     document sync issues are stored and returned.  Orders whose customer order has its own open issue
     wait silently: one issue per problem."""
@@ -504,7 +505,7 @@ def write_documents(store: Store, day: date, integration, resolved: Resolved, bi
     with store.writer():
         open_now = open_issues(store, day)
         blocked = set(open_now.loc[open_now["entity"] == "customer_order", "order_id"].dropna().astype(int))
-        writer = DocumentWriter(store, bimp, integration, resolved, blocked)
+        writer = DocumentWriter(store, bimp, integration, resolved, blocked, run_id)
         writer.payments(day)
         writer.sales(day, derived)
         writer.returns(day, derived)

@@ -223,12 +223,12 @@ def _derive(store: Store, days: list[date], integration, resolved: Resolved) -> 
 class OrderWriter:
     """Writes one day's derived customer orders.  Holds the integration's writer lock while it runs."""
 
-    def __init__(self, store: Store, bimp, integration, resolved: Resolved):
+    def __init__(self, store: Store, bimp, integration, resolved: Resolved, run_id: str | None = None):
         self.store = store
         self.bimp = bimp
         self.settings = integration
         self.resolved = resolved
-        self.ledger = Ledger(store)
+        self.ledger = Ledger(store, run_id)
         self.result = WriteResult()
         self._contracts: dict[str, tuple[str, str | None]] = {}
         self._missing: dict[str, str] = {}  # Bimp uuid -> what it was: records found deleted this run
@@ -617,7 +617,7 @@ def _detail(raw: object) -> dict:
     return json.loads(raw) if isinstance(raw, str) else dict(raw or {})
 
 
-def write_customer_orders(store: Store, day: date, integration, resolved: Resolved, bimp
+def write_customer_orders(store: Store, day: date, integration, resolved: Resolved, bimp, run_id: str | None = None
                           ) -> tuple[Derived, WriteResult, pd.DataFrame]:
     """Derive and write one day's customer orders under the integration's writer lock.
 
@@ -631,7 +631,7 @@ def write_customer_orders(store: Store, day: date, integration, resolved: Resolv
     with store.writer():
         match_day(store, day, integration)
         derived = derive_customer_orders(store, day, integration, resolved)
-        result = OrderWriter(store, bimp, integration, resolved).write(derived)
+        result = OrderWriter(store, bimp, integration, resolved, run_id).write(derived)
     issues = pd.concat([derived.issues, pd.DataFrame(result.issues, columns=ISSUE_COLS)], ignore_index=True)
     saved = save_issues(store, day, ["customer_order"], issues)
     return derived, result, saved

@@ -85,7 +85,8 @@ class Harness:
         with self.bimp() as b:
             reference.refresh_bimp(self.store, b, external_id_source=EXTERNAL_ID_SOURCE)
 
-    def sync_day(self, day: date | str, *, full_refresh: bool = False, documents: bool = True) -> dict:
+    def sync_day(self, day: date | str, *, full_refresh: bool = False, documents: bool = True,
+                 run_id: str | None = None) -> dict:
         day = date.fromisoformat(day) if isinstance(day, str) else day
         s, store = self.settings, self.store
         with self.keycrm() as k:
@@ -97,11 +98,11 @@ class Harness:
         resolved = resolve(store, s)
         assert not resolved.problems, resolved.problems
         with self.bimp() as b:
-            derived, result, _issues = write_customer_orders(store, day, s, resolved, b)
+            derived, result, _issues = write_customer_orders(store, day, s, resolved, b, run_id)
         out = {"orders": result}
         if documents:
             with self.bimp() as b:
-                out["documents"], _ = write_documents(store, day, s, resolved, b, derived)
+                out["documents"], _ = write_documents(store, day, s, resolved, b, derived, run_id)
         return out
 
     def sync_range(self, start: date, end: date, **kw) -> list[dict]:

@@ -8,8 +8,6 @@ matches them as existing ones.  Figures read from the latest match tables drifte
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from keybimp_pipeline.summary import format_summary, summarize
@@ -27,9 +25,8 @@ def shop(emulators, tmp_path, monkeypatch) -> Shop:
 
 
 def test_R_ORCH_6_a_second_sync_prints_the_same_totals_and_writes_nothing(shop: Shop):
-    started = datetime.now(UTC)
-    shop.sync()
-    first = summarize("demo-shop", since=started)
+    shop.sync(run_id="run-1")
+    first = summarize("demo-shop", run_ids=["run-1"])
     assert first["orders_seen"] == 3
     assert first["customer_orders"] == 2
     assert first["orders_not_written"] == 1
@@ -41,9 +38,8 @@ def test_R_ORCH_6_a_second_sync_prints_the_same_totals_and_writes_nothing(shop: 
     assert first["written_this_run"] == 6
 
     shop.h.refresh_reference()  # the snapshot now holds what the first sync created: it is matched now
-    again_started = datetime.now(UTC)
-    shop.sync(full_refresh=True)
-    second = summarize("demo-shop", since=again_started)
+    shop.sync(full_refresh=True, run_id="run-2")
+    second = summarize("demo-shop", run_ids=["run-2"])
     # the drift this guards against: the re-sync's match table calls the created item and counterparty
     # "matched" (three matched lines, two matched buyers of written orders), the ledger does not
     rematched = shop.h.store.query("SELECT count(*) FROM matched_products WHERE outcome='matched'")
@@ -57,3 +53,16 @@ def test_R_ORCH_6_a_second_sync_prints_the_same_totals_and_writes_nothing(shop: 
     text = format_summary("demo-shop", second).splitlines()
     assert text[-1] == "written to Bimp this run: 0"
     assert format_summary("demo-shop", first).splitlines()[:-1] == text[:-1]
+
+
+def test_R_ORCH_6_written_this_run_counts_that_runs_writes_only(shop: Shop):
+    """Another run of the integration writing meanwhile (a sensor's, a second `keybimp sync`) is not counted as
+    this run's: each ledger row keeps the run that last wrote it."""
+    shop.sync(run_id="run-1")
+    shop.world.order(4, 2, [(1, 1, 500)], updated_at="2026-11-02T09:00:00.000000Z")  # Петро again: one new order
+    shop.keycrm_server.put_state(shop.world.keycrm)
+    shop.sync(run_id="run-2")
+
+    assert summarize("demo-shop", run_ids=["run-2"])["written_this_run"] == 1
+    assert summarize("demo-shop", run_ids=["run-1"])["written_this_run"] == 6
+    assert summarize("demo-shop", run_ids=["run-1", "run-2"])["written_this_run"] == 7
