@@ -25,12 +25,19 @@ def _dagster_home() -> None:
 def _instance():
     """The Dagster instance of $DAGSTER_HOME.  Its first opening creates and migrates the SQLite storages, and
     two commands doing that at once (a backfill started next to another sync) collide in the migration, so
-    the opening is serialised by a file lock; runs themselves then go side by side."""
+    the opening is serialised by a file lock; runs themselves then go side by side.
+
+    Runs started here do not capture their steps' stdout/stderr for the UI (their events, errors and
+    metadata are all in the run's event log): Dagster's capture runs a `tail` and a watcher process per step in
+    the terminal's process group, and Ctrl-C printed the watchers' tracebacks under the command's one line."""
     import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
     from filelock import FileLock
 
-    with FileLock(str(Path(os.environ["DAGSTER_HOME"]) / ".instance.lock"), timeout=600):
-        return dg.DagsterInstance.get()
+    home = os.environ["DAGSTER_HOME"]
+    with FileLock(str(Path(home) / ".instance.lock"), timeout=600):
+        return dg.DagsterInstance.from_ref(InstanceRef.from_dir(home, overrides={"compute_logs": {
+            "module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}}))
 
 
 def _days(start: date, end: date) -> list[date]:

@@ -21,6 +21,7 @@ import warnings
 
 
 def _child(argv: list[str], env: dict, log: str) -> None:
+    os.setpgid(0, 0)  # a process group of its own, as a shell gives a command: Ctrl-C reaches all of it
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)

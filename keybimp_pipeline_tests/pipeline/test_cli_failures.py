@@ -97,7 +97,8 @@ def test_ctrl_c_is_one_line_and_exit_code_130(world, tmp_path):
         assert R.wait_for_writes(world.bimp, base + 1, world.runner, pid), log.read_text()
         import os
 
-        os.kill(pid, signal.SIGINT)
+        # a terminal's Ctrl-C: SIGINT to the command's whole process group (the helpers Dagster starts too)
+        os.killpg(pid, signal.SIGINT)
         rc = world.runner.wait(pid, timeout=120)
         assert rc == 130, log.read_text()
     finally:
