@@ -83,7 +83,7 @@ def _keycrm(integration: Integration, base: str, store: Store, report: CheckRepo
     except KeyCRMError as err:
         report.problems.append(f"{base}.keycrm.url: KeyCRM at {url} is unreachable or failing: {err}")
         return False
-    report.info.append(f"KeyCRM key {fp} accepted ({rows} reference rows)")
+    report.info.append(f"KeyCRM key (fingerprint {fp}) accepted ({rows} reference rows)")
     return True
 
 

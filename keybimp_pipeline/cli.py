@@ -217,12 +217,15 @@ def cmd_prices(args: argparse.Namespace) -> int:
     meta = _asset_metadata(result, "keycrm_price_upload")
     if not result.success or not meta:
         return _failed(result, args.name, "price upload")
-    if meta["would_create"]:
+    if meta["would_create"] and (dry_run or meta["created"]):  # the list, when asked for or acted on
         print(meta["not_found_preview"])
-    verb = "would update" if dry_run else "prices updated:"
-    print(f"{verb} {meta['updates']} in {meta['requests']} PUT /offers requests; items created in KeyCRM: "
-          f"{meta['created']}; Bimp items KeyCRM lacks by SKU: {meta['would_create']} "
-          f"(of which {meta['similar_skus']} look like a typo of an existing SKU)")
+    sent = (f"would update {meta['updates']} prices (--dry-run: nothing sent)" if dry_run else
+            f"prices updated: {meta['updates']} in {meta['requests'] - meta['created']} PUT /offers requests")
+    lacking = f"Bimp items KeyCRM lacks by SKU: {meta['would_create']} (of which {meta['similar_skus']} look " \
+              "like a typo of an existing SKU)"
+    if meta["would_create"] and not dry_run and not meta["created"]:
+        lacking += f"; `keybimp prices {args.name} --dry-run` lists them"
+    print(f"{sent}; items created in KeyCRM: {meta['created']}; {lacking}")
     return 0
 
 
@@ -278,8 +281,11 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     from keybimp_pipeline.emulators import serve  # test equipment, started on request only
     from keybimp_pipeline.storage.db import data_dir, sync_state_files
 
-    argv = ["--keycrm-port", str(args.keycrm_port), "--bimp-port", str(args.bimp_port),
-            "--shops", str(args.shops), "--keycrm2-port", str(args.keycrm2_port)]
+    # unset ports: KEYBIMP_DEMO_PORTS's (as `make demo` used them), else the example settings' 8801-8803
+    ports = [given or default for given, default in
+             zip((args.keycrm_port, args.bimp_port, args.keycrm2_port), serve.demo_ports(), strict=True)]
+    argv = ["--keycrm-port", str(ports[0]), "--bimp-port", str(ports[1]),
+            "--shops", str(args.shops), "--keycrm2-port", str(ports[2])]
     if args.demo:
         argv.append("--demo")
     if args.orders:
@@ -463,14 +469,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object a line (for scripts), no text")
     p.set_defaults(func=cmd_issues)
     p = sub.add_parser("emulate", help="start the KeyCRM and Bimp emulators on loopback")
-    p.add_argument("--keycrm-port", type=int, default=8801)
-    p.add_argument("--bimp-port", type=int, default=8802)
+    p.add_argument("--keycrm-port", type=int, help="default 8801, or the first of $KEYBIMP_DEMO_PORTS")
+    p.add_argument("--bimp-port", type=int, help="default 8802, or the second of $KEYBIMP_DEMO_PORTS")
     p.add_argument("--demo", action="store_true", help="load the demo shop(s) into the emulators")
     p.add_argument("--shops", type=int, choices=(1, 2), default=2,
                    help="demo shops (KeyCRM accounts) writing into the one Bimp company, as in "
                         "integrations.example.yaml (default 2)")
-    p.add_argument("--keycrm2-port", type=int, default=8803,
-                   help="the second shop's KeyCRM emulator port, with --shops 2 (default 8803)")
+    p.add_argument("--keycrm2-port", type=int,
+                   help="the second shop's KeyCRM emulator port, with --shops 2 (default 8803, or the third of "
+                        "$KEYBIMP_DEMO_PORTS)")
     p.add_argument("--orders", type=int, default=0)
     p.add_argument("--reset-data", action="store_true",
                    help="remove the local sync state in $KEYBIMP_DATA (DuckDB files, write ledgers) first: "

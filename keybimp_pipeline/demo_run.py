@@ -15,26 +15,12 @@ from pathlib import Path
 
 from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
+from keybimp_pipeline.emulators.serve import DEFAULT_PORTS, demo_ports
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PORTS = (8801, 8802, 8803)  # KeyCRM shop 1, Bimp, KeyCRM shop 2: the example settings' URLs
 
 
-def _ports() -> tuple[int, int, int]:
-    """KEYBIMP_DEMO_PORTS="18801,18802,18803" moves the demo off the example's ports (another demo, a test)."""
-    raw = os.environ.get("KEYBIMP_DEMO_PORTS")
-    if not raw:
-        return DEFAULT_PORTS
-    try:
-        ports = tuple(int(p) for p in raw.split(","))
-    except ValueError:
-        ports = ()
-    if len(ports) != 3 or len(set(ports)) != 3:
-        raise SystemExit(f"KEYBIMP_DEMO_PORTS must be three different ports (KeyCRM, Bimp, KeyCRM shop 2), "
-                         f"got {raw!r}")
-    return ports  # type: ignore[return-value]
-
-
-KEYCRM_PORT, BIMP_PORT, KEYCRM2_PORT = _ports()  # one KeyCRM emulator per shop: one serves one account
+KEYCRM_PORT, BIMP_PORT, KEYCRM2_PORT = demo_ports()  # one KeyCRM emulator per shop: one serves one account
 
 
 def _settings_for_ports(data: Path) -> Path:
@@ -134,12 +120,15 @@ def main() -> int:
         subprocess.call(keybimp + ["history", "demo-shop-2"], env=env)
         config = "" if env["KEYBIMP_CONFIG"] == str(ROOT / "integrations.example.yaml") else \
             f"KEYBIMP_CONFIG={env['KEYBIMP_CONFIG']} "
+        ports = "" if (KEYCRM_PORT, BIMP_PORT, KEYCRM2_PORT) == DEFAULT_PORTS else \
+            f"KEYBIMP_DEMO_PORTS={KEYCRM_PORT},{BIMP_PORT},{KEYCRM2_PORT} "
         print(f"\nthe emulators stop now; the data stays in {data} and $DAGSTER_HOME:"
               f"\n  open sync issues, with what to do:  {config}.venv/bin/keybimp issues demo-shop"
-              f"\n  the Dagster UI on the same runs:     {config}make ui   (then http://127.0.0.1:3000)"
-              "\n  sensors and uploads need the emulators running: `make emulate RESET=1` in another terminal "
-              "starts them fresh\n  and clears this data (it names records of these emulators' Bimp), then sync "
-              "again; the demo's\n  environment values are in the README (\"The demo's settings\")")
+              f"\n  the Dagster UI on the same runs:     {config}make ui   (then http://127.0.0.1:3000; "
+              "UI_PORT=… make ui for another port)"
+              f"\n  sensors and uploads need the emulators running: `{ports}make emulate RESET=1` in another "
+              "terminal starts them\n  fresh and clears this data (it names records of these emulators' Bimp), "
+              "then sync again; the demo's\n  environment values are in the README (\"The demo's settings\")")
         return code
     finally:
         emulators.send_signal(signal.SIGTERM)

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -45,6 +46,25 @@ async def _serve_task(server: _Server) -> None:
     except SystemExit as exc:
         raise RuntimeError(f"could not listen on {server.config.host}:{server.config.port} "
                            f"(uvicorn exit code {exc.code}; is the port in use?)") from None
+
+
+DEFAULT_PORTS = (8801, 8802, 8803)  # KeyCRM shop 1, Bimp, KeyCRM shop 2: the example settings' URLs
+
+
+def demo_ports() -> tuple[int, int, int]:
+    """KEYBIMP_DEMO_PORTS="18801,18802,18803" moves the demo's emulators off the example's ports (another demo, a
+    test): `make demo` and `make emulate` both read it."""
+    raw = os.environ.get("KEYBIMP_DEMO_PORTS")
+    if not raw:
+        return DEFAULT_PORTS
+    try:
+        ports = tuple(int(p) for p in raw.split(","))
+    except ValueError:
+        ports = ()
+    if len(ports) != 3 or len(set(ports)) != 3:
+        raise SystemExit(f"KEYBIMP_DEMO_PORTS must be three different ports (KeyCRM, Bimp, KeyCRM shop 2), "
+                         f"got {raw!r}")
+    return ports  # type: ignore[return-value]
 
 
 def _server(app: Any, host: str, port: int) -> _Server:

@@ -175,7 +175,9 @@ class GuardResult:
         ]
         lines += [f"- {r}" for r in self.reasons]
         if len(self.sample):
-            lines += ["", "| sku | warehouse | KeyCRM now | Bimp sends |", "|---|---|---|---|"]
+            shown = f"all {self.changes} changes" if len(self.sample) >= self.changes else \
+                f"the first {len(self.sample)} of {self.changes} changes"
+            lines += ["", f"{shown}:", "", "| sku | warehouse | KeyCRM now | Bimp sends |", "|---|---|---|---|"]
             for row in self.sample.itertuples(index=False):
                 prev = "?" if pd.isna(row.previous) else f"{row.previous:g}"
                 sku = str(row.sku).replace("|", "\\|")

@@ -48,7 +48,8 @@ ITEM_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 def item_names(store: Store, details: pd.Series) -> dict[str, dict]:
     """Bimp items named by uuid in issue details (``reserve_insufficient``: "item <uuid>: ordered ..."), with
     the SKU and name a person knows them by: KeyCRM's, from the order lines matched to them (staged and
-    matched tables), else Bimp's article and name from the reference snapshot."""
+    matched tables), else Bimp's article and name from the reference snapshot; a warehouse named by uuid
+    (``sale_insufficient_stock``) gets its Bimp name the same way."""
     uuids = sorted({u for text in details.dropna().astype(str) for u in ITEM_UUID.findall(text)})
     if not uuids:
         return {}
@@ -58,7 +59,7 @@ def item_names(store: Store, details: pd.Series) -> dict[str, dict]:
             "JOIN stg_order_lines l ON l.integration=m.integration AND l.order_id=m.order_id "
             "AND l.line_no=m.line_no WHERE m.integration=? AND m.nomenclature_uuid IN (SELECT UNNEST(?)) GROUP BY 1 "
             "UNION ALL SELECT id, article, name, 1 FROM reference WHERE integration=? AND system='bimp' "
-            "AND kind='nomenclature' AND id IN (SELECT UNNEST(?)) ORDER BY 4",
+            "AND kind IN ('nomenclature', 'warehouse') AND id IN (SELECT UNNEST(?)) ORDER BY 4",
             [store.integration, uuids, store.integration, uuids]).fetchall()
     out: dict[str, dict] = {}
     for uuid, sku, name, _ in rows:

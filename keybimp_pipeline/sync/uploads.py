@@ -314,6 +314,7 @@ def _not_found_markdown(not_found: pd.DataFrame, limit: int = 20) -> str:
         return "every priced Bimp item is found in KeyCRM by SKU"
     lines = [(f"**{len(not_found)} Bimp items have no KeyCRM offer with the same SKU** (with create_missing each "
              "becomes a new KeyCRM product; an SKU differing by one character makes a duplicate)"), "",
+             (f"the first {limit} of {len(not_found)}:" if len(not_found) > limit else f"all {len(not_found)}:"), "",
              "| Bimp SKU | name | price | KeyCRM SKU that looks the same |", "|---|---|---|---|"]
     for row in not_found.head(limit).itertuples(index=False):
         similar = row.similar_keycrm_sku if isinstance(row.similar_keycrm_sku, str) else ""
