@@ -36,7 +36,7 @@ def test_R_CONN_2_check_passes_for_two_shops_into_one_company(shops, capsys):
     assert cli.main(["check"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3, out
-    assert out[0].startswith(f"demo-shop: OK — KeyCRM key {key_fingerprint(DEMO_KEYCRM_KEY)} accepted")
+    assert out[0].startswith(f"demo-shop: OK — KeyCRM key (fingerprint {key_fingerprint(DEMO_KEYCRM_KEY)}) accepted")
     assert out[1].startswith("demo-shop-2: OK — KeyCRM key ")
     assert all("Bimp company 000001398" in line and "all named objects resolve" in line for line in out[:2])
     assert out[2] == "check passed: 2 integration(s)"
