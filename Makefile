@@ -49,7 +49,7 @@ browser-test: install
 emulate: install
 	$(BIN)/keybimp emulate --demo --shops 2 $(if $(RESET),--reset-data)
 
-# All five benchmarks (~30-35 min, ~5 more the first time; dlt and the other benchmark-only tools from the lock's `bench` group);
+# All five benchmarks (~25 min on a quiet machine, 30-35 under load, ~5 more the first time; dlt and the other benchmark-only tools from the lock's `bench` group);
 # `make bench BENCH_ONLY=transform,requests` runs a subset, the others keep their last figures.
 bench: install
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-bench.lock
