@@ -429,8 +429,11 @@ class KeyCRMClient:
         page = 1
         while True:
             body, served_at = self._call("GET", path, params={**base, "page": page})
-            if listing is not None and page == 1:
-                listing.served_at = served_at
+            if listing is not None:
+                if page == 1:
+                    listing.served_at = served_at
+                if isinstance(body, dict) and body.get("total") is not None:
+                    listing.totals.append(int(body["total"]))
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
                 raise KeyCRMError(f"GET /{path.lstrip('/')}", 200, "expected a paginated envelope")
             data = body["data"]
@@ -559,11 +562,19 @@ class KeyCRMClient:
 
 
 class OrderListing(Iterator[list[dict]]):
-    """One order listing, iterated page by page; ``served_at`` is set when the first page arrives."""
+    """One order listing, iterated page by page; ``served_at`` is set when the first page arrives, ``totals``
+    holds the listing's size as each page reported it."""
 
     def __init__(self) -> None:
         self.served_at: datetime | None = None
+        self.totals: list[int] = []
         self.pages: Iterator[list[dict]] = iter(())
+
+    @property
+    def shrank(self) -> bool:
+        """An order left the listing while it was paged (deleted, or its date moved out of the range): the pages
+        after it shifted back, so an order may have slid onto a page already read, unseen."""
+        return any(t < self.totals[0] for t in self.totals[1:]) if self.totals else False
 
     def __next__(self) -> list[dict]:
         return next(self.pages)

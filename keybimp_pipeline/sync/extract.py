@@ -29,7 +29,10 @@ the read started (our clock).  Either way it never goes behind the day's previou
 neither listing ever loses a member while it is read (`ordered_at` does not change, an update only
 moves `updated_at` forward, new orders get higher ids): a change during the paging can only push an
 order already read onto the next page (read twice, de-duplicated), never pull an unread one back onto
-a page already read — the same as for one day, only the pages are fuller.  A long range is written as it
+a page already read — the same as for one day, only the pages are fuller.  When a member does leave (an
+order deleted, or its date edited out of the range), the listing's `total` drops between two pages: an
+unread order may then have slid onto a page already read, so the listing's days keep their previous
+cursors and the next read covers them again.  A long range is written as it
 is read, `CHUNK` orders at a time (the upsert keeps the newer copy of an order written twice, as the
 de-duplication would); the cursors are written last, so a read cut short moves no cursor.
 
@@ -86,7 +89,12 @@ class ExtractResult:
 
 
 def _upsert(con, integration: str, orders: dict[int, dict], day_of: dict[int, date], fetched_at: datetime) -> None:
-    """Insert or replace the orders in `raw_orders`, keeping a stored copy that is newer than the one read."""
+    """Insert or replace the orders in `raw_orders`, keeping a stored copy that is newer than the one read.
+
+    Newer means read later (`fetched_at`, the start of the read, on this host's clock): a later read saw
+    KeyCRM later, whatever `updated_at` says (KeyCRM's clock stepped back stamps a newer edit with an older
+    time); a slower concurrent read that started earlier never overwrites a later one.  Within one read (an
+    order written twice when a page shift repeats it) the newer `updated_at` wins."""
     if not orders:
         return
     ids = list(orders)
@@ -104,7 +112,8 @@ def _upsert(con, integration: str, orders: dict[int, dict], day_of: dict[int, da
         SELECT i.integration, i.order_id, i.day::DATE, i.updated_at, i.fetched_at, i.payload::JSON
         FROM incoming i LEFT JOIN raw_orders r
           ON r.integration = i.integration AND r.order_id = i.order_id
-        WHERE r.order_id IS NULL OR r.updated_at IS NULL OR i.updated_at >= r.updated_at""")
+        WHERE r.order_id IS NULL OR r.fetched_at IS NULL OR i.fetched_at > r.fetched_at
+           OR (i.fetched_at = r.fetched_at AND (r.updated_at IS NULL OR i.updated_at >= r.updated_at))""")
     con.unregister("incoming")
 
 
@@ -181,6 +190,7 @@ def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: st
         flushes += 1
 
     served: dict[date, datetime] = {}  # per day, the vendor's clock when its listing answered
+    shifted: set[date] = set()  # days of a listing an order left while it was paged
     for listing_days, listing in listings:
         pages = listing()
         for page in pages:
@@ -204,9 +214,16 @@ def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: st
         served_at = getattr(pages, "served_at", None)
         if served_at is not None:
             served.update(dict.fromkeys(listing_days, served_at))
+        if getattr(pages, "shrank", False):
+            shifted.update(listing_days)
 
     high_waters: dict[date, datetime | None] = {}
     for day in wanted:
+        if day in shifted:
+            # an order may have slid unseen onto a page already read: the day keeps its previous cursor (none
+            # on a first read), so the next read covers that order again
+            high_waters[day] = cursors.get(day)
+            continue
         mark = served.get(day) or marks.get(day)
         if day not in served and mark is not None and mark > started:
             # an order changed while we paged: pages already read may hold older versions of other orders

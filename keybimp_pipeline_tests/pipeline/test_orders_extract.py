@@ -67,7 +67,7 @@ def test_R_ORCH_2_equal_updated_at_across_a_page_boundary_and_at_the_cursor(shop
 
 class _Relay:
     """A KeyCRM listing relayed page by page, calling `between_pages(n)` when the reader asks for the page after
-    page n (KeyCRM's `served_at` passes through, as the pipeline reads it)."""
+    page n (the listing's `served_at` and `shrank` pass through, as the pipeline reads them)."""
 
     def __init__(self, listing, between_pages) -> None:
         self.listing, self.between_pages, self.pages = listing, between_pages, 0
@@ -75,6 +75,10 @@ class _Relay:
     @property
     def served_at(self):
         return self.listing.served_at
+
+    @property
+    def shrank(self):
+        return self.listing.shrank
 
     def __iter__(self):
         return self
@@ -399,3 +403,46 @@ def test_R_ORCH_2_full_refresh_of_a_range_rereads_every_day(range_shop: Shop):
 def _raw_status_all(shop: Shop) -> dict[int, int]:
     frame = shop.h.store.query("SELECT order_id, payload FROM raw_orders")
     return {int(i): json.loads(p)["status_id"] for i, p in zip(frame["order_id"], frame["payload"], strict=True)}
+
+
+# ---- KeyCRM's clock stepping back; an order leaving a listing while it is paged --------------------------------
+
+
+def test_R_ORCH_2_a_newer_edit_stamped_earlier_by_a_clock_stepped_back_replaces_the_stored_copy(shop: Shop):
+    """KeyCRM's clock steps back a minute (an NTP correction) and an order is edited: its `updated_at` is older
+    than the stored copy's, but the read that fetches it is later, so it is the fresher view and it wins."""
+    _extract(shop)
+    shop.keycrm_server.post("/__admin/clock", {"now": at(8, 59)})  # a minute behind the last read's 09:00
+    _patch(shop, 5, {"status_id": IN_PROGRESS})
+
+    again = _extract(shop)
+
+    assert again.fetched >= 1 and _raw_status(shop)[5] == IN_PROGRESS
+
+
+class _OrderLeavesWhilePaging:
+    """Between the first and the second page, order 10 (page 1, already read) is moved to another day in
+    KeyCRM: the listing shrinks, and order 51 slides from page 2 onto page 1, unseen."""
+
+    def __init__(self, client, shop: Shop) -> None:
+        self.client, self.shop = client, shop
+
+    def iter_orders(self, **kw):
+        return _Relay(self.client.iter_orders(**kw), self.between_pages)
+
+    def between_pages(self, n: int) -> None:
+        if n == 0:
+            _patch(self.shop, 10, {"ordered_at": at(9, day="2026-11-20"), "created_at": at(9, day="2026-11-20")})
+
+
+def test_R_ORCH_3_an_order_that_slid_onto_a_page_already_read_arrives_on_the_next_read(shop: Shop):
+    # read an hour after the orders' last change: order 51 (09:00) is older than that read's clock, so only a
+    # read that does not start from it finds the order again
+    shop.keycrm_server.post("/__admin/clock", {"now": at(10)})
+    first = _extract(shop, client=lambda k: _OrderLeavesWhilePaging(k, shop))
+    assert 51 not in _raw_status(shop) and first.fetched == 59  # the shift hid it from this read
+    assert first.high_water is None  # so the day keeps no cursor: the next read is a full one
+
+    again = _extract(shop)
+
+    assert 51 in _raw_status(shop) and not again.incremental
