@@ -30,9 +30,11 @@ neither listing ever loses a member while it is read (`ordered_at` does not chan
 moves `updated_at` forward, new orders get higher ids): a change during the paging can only push an
 order already read onto the next page (read twice, de-duplicated), never pull an unread one back onto
 a page already read — the same as for one day, only the pages are fuller.  When a member does leave (an
-order deleted, or its date edited out of the range), the listing's `total` drops between two pages: an
-unread order may then have slid onto a page already read, so the listing's days keep their previous
-cursors and the next read covers them again.  A long range is written as it
+order deleted, or its date edited out of the range), an unread order may slide onto a page already read.
+A listing where that may have happened keeps its days' previous cursors, so the next read covers them
+again: its `total` dropped between two pages, or it holds an order changed or created while it was paged
+(`updated_at` after the listing's `served_at`, to the second; a newcomer can hide a departure in the
+`total`).  A long range is written as it
 is read, `CHUNK` orders at a time (the upsert keeps the newer copy of an order written twice, as the
 de-duplication would); the cursors are written last, so a read cut short moves no cursor.
 
@@ -190,10 +192,11 @@ def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: st
         flushes += 1
 
     served: dict[date, datetime] = {}  # per day, the vendor's clock when its listing answered
-    shifted: set[date] = set()  # days of a listing an order left while it was paged
+    shifted: set[date] = set()  # days of a listing whose members may have moved while it was paged
     for listing_days, listing in listings:
         pages = listing()
         for page in pages:
+            started_paging = getattr(pages, "served_at", None)
             for order in page:
                 fetched += 1
                 moment = order_moment(order)
@@ -207,6 +210,8 @@ def extract_days(store: Store, client: OrderSource, days: Sequence[date], tz: st
                     day_of[order["id"]] = day
                 if updated is not None and (day not in marks or updated > marks[day]):
                     marks[day] = updated
+                if started_paging is not None and updated is not None and updated > started_paging:
+                    shifted.update(listing_days)  # changed or created while this listing was paged
             if len(newest) >= CHUNK:
                 # a long range is written as it is read: memory stays bounded.  Writing an order twice (a page
                 # shift repeats it in the next chunk) keeps the newer copy, exactly as de-duplicating here would

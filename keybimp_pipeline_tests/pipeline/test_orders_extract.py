@@ -11,6 +11,7 @@ from datetime import date
 
 import pytest
 
+from keybimp_pipeline.emulators.demo_shop import DEMO_KEYCRM_KEY
 from keybimp_pipeline.sync.extract import extract_day
 from keybimp_pipeline_tests.pipeline.orders_world import DAY, IN_PROGRESS, Shop, at
 
@@ -115,8 +116,8 @@ def test_R_ORCH_3_an_order_updated_while_paging_arrives_at_the_latest_on_the_nex
     assert changing.incremental and changing.fetched == 60
     assert _raw_status(shop)[55] == IN_PROGRESS  # read after its change
     assert _raw_status(shop)[3] != IN_PROGRESS  # page 1 was read before it changed
-    # the cursor is KeyCRM's clock when page 1 was answered, not the newest change seen (order 55 at 09:10),
-    # which would start the next read after order 3's change at 09:05
+    # the cursor stays where the read began (orders changed while it paged), not at the newest change seen
+    # (order 55 at 09:10), which would start the next read after order 3's change at 09:05
     assert changing.high_water.isoformat().startswith(f"{DAY}T09:00:00")
 
     _extract(shop)  # the next sync, ten minutes of KeyCRM time later than order 3's change
@@ -358,10 +359,10 @@ class _RangeChangesWhilePaging:
 def test_R_ORCH_3_an_order_updated_while_paging_a_range_arrives_at_the_latest_on_the_next_sync(range_shop: Shop,
                                                                                                chunk, monkeypatch):
     monkeypatch.setattr("keybimp_pipeline.sync.extract.CHUNK", chunk)
-    # the first read answered at 21:30 on Nov 1 by KeyCRM's clock (the world's later orders are stamped ahead of
-    # it only because the world is built up front), so the next read's window holds two pages
-    range_shop.keycrm_server.post("/__admin/clock", {"now": at(21, 30, day="2026-11-01")})
     _extract_range(range_shop)
+    # as if the days were last read at 21:30 on Nov 1 by KeyCRM's clock, so the next read's window holds two pages
+    with range_shop.h.store.connect() as con:
+        con.execute("UPDATE fetch_cursors SET high_water = ?::TIMESTAMPTZ", [at(21, 30, day="2026-11-01")])
     range_shop.keycrm_server.post("/__admin/clock", {"now": at(12, day="2026-11-03")})
     # the window starts at the days' cursor (21:30 on Nov 1) − overlap: 62 orders, two pages (31..80, 81..92)
     changing, _ = _extract_range(range_shop, client=lambda k: _RangeChangesWhilePaging(k, range_shop))
@@ -446,3 +447,35 @@ def test_R_ORCH_3_an_order_that_slid_onto_a_page_already_read_arrives_on_the_nex
     again = _extract(shop)
 
     assert 51 in _raw_status(shop) and not again.incremental
+
+
+class _OrderLeavesAndAnotherArrivesWhilePaging:
+    """Between the first and the second page a minute passes: order 10 (page 1) is moved to another day and a
+    new order of the day is entered in KeyCRM, so the listing's `total` stays 60 while order 51 slides onto
+    page 1, unseen."""
+
+    def __init__(self, client, shop: Shop) -> None:
+        self.client, self.shop = client, shop
+
+    def iter_orders(self, **kw):
+        return _Relay(self.client.iter_orders(**kw), self.between_pages)
+
+    def between_pages(self, n: int) -> None:
+        if n == 0:
+            self.shop.keycrm_server.post("/__admin/clock", {"advance_seconds": 60})
+            _patch(self.shop, 10, {"ordered_at": at(9, day="2026-11-20"), "created_at": at(9, day="2026-11-20")})
+            self.shop.keycrm_server.admin.post(
+                "/v1/order", headers={"Authorization": f"Bearer {DEMO_KEYCRM_KEY}"},
+                json={"source_id": 1, "ordered_at": f"{DAY} 11:00:00", "buyer": {"full_name": "Нова Покупчиня"},
+                      "products": [{"sku": "CH-1", "quantity": 1, "price": 500}]}).raise_for_status()
+
+
+def test_R_ORCH_3_a_departure_hidden_by_a_newcomer_in_the_total_still_leaves_no_order_unread(shop: Shop):
+    shop.keycrm_server.post("/__admin/clock", {"now": at(10)})
+    first = _extract(shop, client=lambda k: _OrderLeavesAndAnotherArrivesWhilePaging(k, shop))
+    assert 51 not in _raw_status(shop) and first.fetched == 60  # the total did not move; order 51 was skipped
+    assert first.high_water is None  # the newcomer (changed after the listing began) keeps the day uncursored
+
+    _extract(shop)
+
+    assert 51 in _raw_status(shop)
