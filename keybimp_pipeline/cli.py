@@ -49,7 +49,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     once), recorded in the instance as a single-run backfill of those partitions is: the UI shows the run and
     every day of the range materialised (or failed, when the run failed).  Being a run of the job the code
     location defines (not an ad-hoc materialisation), a failed one is re-executed from the UI: the Partitions
-    tab names it, its page offers Re-execute (from failure)."""
+    tab names it, its page offers Re-execute."""
     from keybimp_pipeline.defs.resources import load, settings_path
     from keybimp_pipeline.sync.days import local_day
 
@@ -167,7 +167,7 @@ def _credentials(integration) -> None:
         raise SettingsError([*problems, "set them in the environment of this command, then run again"])
 
 
-def _materialize_upload(args: argparse.Namespace, job_name: str, run_config: dict | None = None):
+def _upload_run(args: argparse.Namespace, job_name: str, run_config: dict | None = None):
     """A run of the upload job for one integration, recorded like a scheduled one (re-executable from the UI)."""
     name = args.name
     from keybimp_pipeline.defs.resources import load
@@ -189,7 +189,7 @@ def _asset_metadata(result, asset: str) -> dict:
 def cmd_stocks(args: argparse.Namespace) -> int:
     """Snapshot, plan, guard and upload stocks; a blocked plan prints its preview and uploads nothing (exit 3)."""
     # the guard's stop is expected and explained below: no Dagster stack trace on the console for it
-    result = _materialize_upload(args, "upload_stocks",
+    result = _upload_run(args, "upload_stocks",
                                  {"ops": {"stock_upload_plan": {"config": {"confirm": bool(args.confirm)}}}})
     plan = _asset_metadata(result, "stock_upload_plan")
     if plan:
@@ -212,7 +212,7 @@ def cmd_stocks(args: argparse.Namespace) -> int:
 def cmd_prices(args: argparse.Namespace) -> int:
     """Upload changed prices (and create missing items when create_missing); --dry-run only reports."""
     dry_run = bool(getattr(args, "dry_run", False))
-    result = _materialize_upload(args, "upload_prices",
+    result = _upload_run(args, "upload_prices",
                                  {"ops": {"keycrm_price_upload": {"config": {"dry_run": dry_run}}}})
     meta = _asset_metadata(result, "keycrm_price_upload")
     if not result.success or not meta:

@@ -92,14 +92,21 @@ class _Relay:
         return page
 
 
-class _ChangesWhilePaging:
-    """A KeyCRM client whose shop changes between its first and second page (a long paging)."""
+class _ShopChangesBetweenPages:
+    """A KeyCRM client whose listings are relayed page by page, the shop changing by `between_pages(n)`."""
 
     def __init__(self, client, shop: Shop) -> None:
         self.client, self.shop = client, shop
 
     def iter_orders(self, **kw):
         return _Relay(self.client.iter_orders(**kw), self.between_pages)
+
+    def between_pages(self, n: int) -> None:
+        raise NotImplementedError
+
+
+class _ChangesWhilePaging(_ShopChangesBetweenPages):
+    """A KeyCRM client whose shop changes between its first and second page (a long paging)."""
 
     def between_pages(self, n: int) -> None:
         if n == 0:
@@ -334,16 +341,10 @@ def test_R_ORCH_2_equal_updated_at_across_a_page_boundary_and_at_the_cursor_in_a
     assert third.incremental and third.fetched >= 3
 
 
-class _RangeChangesWhilePaging:
+class _RangeChangesWhilePaging(_ShopChangesBetweenPages):
     """Between the first and the second page of a range listing: an order on the page already read changes,
     one on the page still to read changes, and an order outside the listing's window changes (it joins the
     listing ahead of the position read so far: the pages shift)."""
-
-    def __init__(self, client, shop: Shop) -> None:
-        self.client, self.shop = client, shop
-
-    def iter_orders(self, **kw):
-        return _Relay(self.client.iter_orders(**kw), self.between_pages)
 
     def between_pages(self, n: int) -> None:
         if n == 0:
@@ -421,15 +422,9 @@ def test_R_ORCH_2_a_newer_edit_stamped_earlier_by_a_clock_stepped_back_replaces_
     assert again.fetched >= 1 and _raw_status(shop)[5] == IN_PROGRESS
 
 
-class _OrderLeavesWhilePaging:
+class _OrderLeavesWhilePaging(_ShopChangesBetweenPages):
     """Between the first and the second page, order 10 (page 1, already read) is moved to another day in
     KeyCRM: the listing shrinks, and order 51 slides from page 2 onto page 1, unseen."""
-
-    def __init__(self, client, shop: Shop) -> None:
-        self.client, self.shop = client, shop
-
-    def iter_orders(self, **kw):
-        return _Relay(self.client.iter_orders(**kw), self.between_pages)
 
     def between_pages(self, n: int) -> None:
         if n == 0:
@@ -449,16 +444,10 @@ def test_R_ORCH_3_an_order_that_slid_onto_a_page_already_read_arrives_on_the_nex
     assert 51 in _raw_status(shop) and not again.incremental
 
 
-class _OrderLeavesAndAnotherArrivesWhilePaging:
+class _OrderLeavesAndAnotherArrivesWhilePaging(_ShopChangesBetweenPages):
     """Between the first and the second page a minute passes: order 10 (page 1) is moved to another day and a
     new order of the day is entered in KeyCRM, so the listing's `total` stays 60 while order 51 slides onto
     page 1, unseen."""
-
-    def __init__(self, client, shop: Shop) -> None:
-        self.client, self.shop = client, shop
-
-    def iter_orders(self, **kw):
-        return _Relay(self.client.iter_orders(**kw), self.between_pages)
 
     def between_pages(self, n: int) -> None:
         if n == 0:
