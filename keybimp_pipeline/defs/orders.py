@@ -197,7 +197,7 @@ def _build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
             store, settings, resolved = keybimp.store(name), keybimp.integration(name), resolved_settings(keybimp, name)
             with keybimp.bimp(name) as bimp:
                 for day in days:  # in order: a counterparty created for an earlier day serves the later ones
-                    derived, result, saved = write_customer_orders(store, day, settings, resolved, bimp, context.run_id)
+                    derived, result, saved = write_customer_orders(store, day, settings, resolved, bimp, context.run.run_id)
                     totals.update(orders_derived=len(derived.orders), orders_created=result.orders_created,
                                   orders_updated=result.orders_updated, statuses_updated=result.statuses_updated,
                                   reserves_released=result.reserves_released, unchanged=result.unchanged,
@@ -241,7 +241,7 @@ def _build_order_assets(partitions_def: dg.PartitionsDefinition) -> list:
             with keybimp.bimp(name) as bimp:
                 for day in days:
                     r, saved = write_documents(store, day, settings, resolved, bimp, _of_day(derived, day),
-                                                   context.run_id)
+                                                   context.run.run_id)
                     created.update(r.created)
                     updated.update(r.updated)
                     cancelled += r.cancelled
